@@ -1,0 +1,150 @@
+"""Metrics: WER (jiwer after Whisper's English normalizer), paired bootstrap intervals, speed, memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    # whisper-normalizer packages OpenAI's EnglishTextNormalizer (numbers, spellings, punctuation)
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    return " ".join(_normalizer()(text).split())
+
+
+@dataclass(frozen=True)
+class UttScore:
+    """Alignment counts of one utterance after normalization."""
+
+    id: str
+    reference: str
+    hypothesis: str
+    substitutions: int
+    deletions: int
+    insertions: int
+    words: int
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+
+@dataclass(frozen=True)
+class WerResult:
+    utterances: tuple[UttScore, ...] = field(repr=False)
+
+    @property
+    def errors(self) -> int:
+        return sum(u.errors for u in self.utterances)
+
+    @property
+    def words(self) -> int:
+        return sum(u.words for u in self.utterances)
+
+    @property
+    def wer(self) -> float:
+        """Corpus WER: total errors over total reference words (not a mean of per-utterance WERs)."""
+        return self.errors / self.words if self.words else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "substitutions": sum(u.substitutions for u in self.utterances),
+            "deletions": sum(u.deletions for u in self.utterances),
+            "insertions": sum(u.insertions for u in self.utterances),
+            "words": self.words,
+        }
+
+    def error_vector(self) -> np.ndarray:
+        return np.array([u.errors for u in self.utterances], dtype=np.int64)
+
+    def word_vector(self) -> np.ndarray:
+        return np.array([u.words for u in self.utterances], dtype=np.int64)
+
+
+def score(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[str]) -> WerResult:
+    """Per-utterance substitutions, deletions and insertions with jiwer, after normalization."""
+    import jiwer
+
+    if not (len(ids) == len(references) == len(hypotheses)):
+        raise ValueError(f"score(): {len(ids)} ids, {len(references)} references, {len(hypotheses)} hypotheses")
+    out = []
+    for utt_id, ref, hyp in zip(ids, references, hypotheses):
+        r, h = normalize(ref), normalize(hyp)
+        if not r:
+            raise ValueError(f"utterance {utt_id!r}: the reference is empty after normalization ({ref!r})")
+        if h:
+            m = jiwer.process_words(r, h)
+            s, d, i = m.substitutions, m.deletions, m.insertions
+        else:  # jiwer refuses an empty hypothesis: every reference word is deleted
+            s, d, i = 0, len(r.split()), 0
+        out.append(UttScore(utt_id, ref, hyp, s, d, i, len(r.split())))
+    return WerResult(tuple(out))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A paired-bootstrap estimate of WER(b) - WER(a), in absolute WER (0.01 = one point)."""
+
+    delta: float
+    low: float
+    high: float
+    p_worse: float  # fraction of resamples in which b is not worse than a (a one-sided p-value for "b worse")
+    resamples: int
+
+    def as_dict(self) -> dict:
+        return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_worse, "resamples": self.resamples}
+
+
+def paired_bootstrap(
+    errors_a: np.ndarray, errors_b: np.ndarray, words: np.ndarray, *, resamples: int = 2000, seed: int = 0
+) -> Interval:
+    """Resample utterances with replacement (same indices for both systems); 95% percentile interval."""
+    errors_a, errors_b, words = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, words))
+    n = len(words)
+    if not (len(errors_a) == len(errors_b) == n) or n == 0:
+        raise ValueError("paired_bootstrap needs equally long, non-empty per-utterance vectors")
+    delta = (errors_b.sum() - errors_a.sum()) / words.sum()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    w = words[idx].sum(axis=1)
+    w[w == 0] = 1.0
+    d = (errors_b[idx].sum(axis=1) - errors_a[idx].sum(axis=1)) / w
+    low, high = np.percentile(d, [2.5, 97.5])
+    return Interval(float(delta), float(low), float(high), float(np.mean(d <= 0)), resamples)
+
+
+def transcript_fingerprint(hypotheses: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for h in hypotheses:
+        digest.update(h.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def rtf(seconds: float, audio_seconds: float) -> float:
+    """Real-time factor: processing seconds per second of audio (lower is faster); RTFx is its inverse."""
+    return seconds / audio_seconds if audio_seconds else float("nan")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (CPU memory high-water mark)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if os.uname().sysname == "Darwin" else peak * 1024)
+
+
+def current_rss_bytes() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
