@@ -46,7 +46,11 @@ def read_manifest(directory: Path) -> dict:
 
 
 def load_offline(name: str, root: Path = CORPORA_DIR, *, verify: bool = True) -> Corpus:
-    """Load a shipped corpus; each file is checked against the manifest's sha256 before use."""
+    """Load a shipped corpus; each file (or mixed PCM) is checked against the manifest's sha256 before use.
+
+    An entry with a ``mix`` block is derived: its clean FLAC plus a noise track at a stored offset and
+    gain, mixed in integer PCM (``whisper_ptq_bench.data.mix``); its sha256 is that of the mixed PCM.
+    """
     directory = root / name
     if not directory.is_dir():
         raise CorpusError(f"unknown offline corpus {name!r}; shipped corpora: {', '.join(offline_corpus_names(root)) or 'none'}")
@@ -54,16 +58,24 @@ def load_offline(name: str, root: Path = CORPORA_DIR, *, verify: bool = True) ->
     utterances = []
     for entry in manifest["utterances"]:
         utt_id = str(entry["id"])
-        path = directory / entry["file"]
+        path = (directory / entry["file"]).resolve()
         if not path.is_file():
             raise CorpusError(f"utterance {utt_id!r} of corpus {name!r}: file {path} listed in the manifest is missing")
-        if verify:
-            got = file_sha256(path)
-            if got != entry["sha256"]:
-                raise CorpusError(
-                    f"utterance {utt_id!r} of corpus {name!r}: {path} has sha256 {got[:16]}..., "
-                    f"the manifest says {str(entry['sha256'])[:16]}...; the file was changed or damaged"
-                )
+        mix = entry.get("mix")
+        if mix is not None:
+            noise = (directory / str(mix.get("noise", ""))).resolve()
+            if not noise.is_file():
+                raise CorpusError(f"utterance {utt_id!r} of corpus {name!r}: noise track {noise} is missing")
+            loader = _mixed_loader(path, noise, int(mix["offset"]), float(mix["gain"]), utt_id, name, entry["sha256"] if verify else None)
+        else:
+            if verify:
+                got = file_sha256(path)
+                if got != entry["sha256"]:
+                    raise CorpusError(
+                        f"utterance {utt_id!r} of corpus {name!r}: {path} has sha256 {got[:16]}..., "
+                        f"the manifest says {str(entry['sha256'])[:16]}...; the file was changed or damaged"
+                    )
+            loader = _flac_loader(path, utt_id, name)
         utterances.append(
             Utterance(
                 id=utt_id,
@@ -72,20 +84,48 @@ def load_offline(name: str, root: Path = CORPORA_DIR, *, verify: bool = True) ->
                 license=str(entry["license"]),
                 speaker=str(entry.get("speaker", "")),
                 digest=str(entry["sha256"]),
-                _loader=_flac_loader(path, utt_id, name),
+                _loader=loader,
             )
         )
     return Corpus(name, utterances, description=str(manifest.get("description", "")))
 
 
+def _read(path: Path, utt_id: str, corpus: str, dtype: str):
+    import soundfile as sf
+
+    try:
+        return sf.read(str(path), dtype=dtype, always_2d=False)
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise CorpusError(f"utterance {utt_id!r} of corpus {corpus!r}: {path} does not decode ({err})") from None
+
+
 def _flac_loader(path: Path, utt_id: str, corpus: str):
     def load():
-        import soundfile as sf
-
-        try:
-            samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
-        except (RuntimeError, sf.LibsndfileError) as err:
-            raise CorpusError(f"utterance {utt_id!r} of corpus {corpus!r}: {path} does not decode ({err})") from None
+        samples, rate = _read(path, utt_id, corpus, "float32")
         return prepare_audio(samples, rate, utt_id, corpus=corpus)
+
+    return load
+
+
+_NOISE_CACHE: dict[Path, object] = {}
+
+
+def _mixed_loader(clean: Path, noise: Path, offset: int, gain: float, utt_id: str, corpus: str, sha256: str | None):
+    def load():
+        from whisper_ptq_bench.data.mix import mix_int16, pcm_sha256
+
+        samples, rate = _read(clean, utt_id, corpus, "int16")
+        if noise not in _NOISE_CACHE:
+            _NOISE_CACHE[noise] = _read(noise, utt_id, corpus, "int16")
+        track, noise_rate = _NOISE_CACHE[noise]
+        if samples.ndim != 1 or track.ndim != 1 or rate != noise_rate:
+            raise CorpusError(f"utterance {utt_id!r} of corpus {corpus!r}: clean audio and noise must both be mono at one rate")
+        mixed = mix_int16(samples, track, offset, gain)
+        if sha256 is not None and pcm_sha256(mixed) != sha256:
+            raise CorpusError(
+                f"utterance {utt_id!r} of corpus {corpus!r}: mixed audio has sha256 {pcm_sha256(mixed)[:16]}..., "
+                f"the manifest says {sha256[:16]}...; the clean file, the noise track or the mix changed"
+            )
+        return prepare_audio(mixed.astype("float32") / 32768.0, rate, utt_id, corpus=corpus)
 
     return load

@@ -1,0 +1,100 @@
+"""The backend protocol and its registry: one module per quantization library."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from typing import Callable, ClassVar
+
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.errors import BackendUnavailable, ConfigError
+
+#: A calibration pass: runs the (prepared) model over the calibration split, teacher-forced.
+Calibrate = Callable[[object], None]
+
+_REGISTRY: dict[str, "Backend"] = {}
+
+
+def register(cls: type["Backend"]) -> type["Backend"]:
+    """Class decorator: make a backend findable by its ``name``."""
+    if cls.name in _REGISTRY:
+        raise RuntimeError(f"backend {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_backend(name: str) -> "Backend":
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"backend: no backend named {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def backends() -> dict[str, "Backend"]:
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def _load_all() -> None:
+    # importing the modules runs their @register decorators
+    from whisper_ptq_bench.backends import bnb, hqq, quanto, reference, torch_ao, torchao  # noqa: F401
+
+
+class Backend:
+    """One quantization library behind the suite's protocol.
+
+    A backend says whether it can run (``unavailable``), whether it supports a configuration on a
+    device (``unsupported``), quantizes the modules named in ``scope`` of a model copy in place
+    (``quantize``), and describes the modules it produced (``describe``).
+    """
+
+    name: ClassVar[str]
+    #: import name of the library, and what pip installs to get it
+    module: ClassVar[str | None] = None
+    requirement: ClassVar[str] = ""
+
+    def needs_calibration(self, config: QuantConfig) -> bool:
+        """Whether ``quantize`` needs a calibration pass: static schemes observe activations."""
+        return config.scheme == "static"
+
+    def version(self) -> str:
+        if not self.module:
+            return ""
+        try:
+            return importlib.metadata.version(self.requirement.split("[")[0].split("=")[0].split(">")[0])
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    def unavailable(self) -> str | None:
+        """None when the library imports; else a reason that says what to install."""
+        if self.module and importlib.util.find_spec(self.module) is None:
+            return f"{self.name}: library {self.module!r} is not installed (pip install {self.requirement})"
+        return None
+
+    def unsupported(self, config: QuantConfig, device: str) -> str | None:
+        """None when ``config`` runs here; else the reason it is skipped."""
+        raise NotImplementedError
+
+    def quantize(self, model, config: QuantConfig, scope: list[str], device: str, calibrate: Calibrate | None = None):
+        """Quantize the modules named in ``scope``; return the quantized model (same object or a new one)."""
+        raise NotImplementedError
+
+    def describe(self, module) -> str | None:
+        """The format of a module this library produced (e.g. 'int4 g64 asym'), None if not one of its own."""
+        return None
+
+    def check(self) -> None:
+        reason = self.unavailable()
+        if reason:
+            raise BackendUnavailable(reason)
+
+
+def replace_module(model, name: str, new) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def require(condition: bool, reason: str) -> str | None:
+    return None if condition else reason

@@ -1,0 +1,75 @@
+"""bitsandbytes: LLM.int8 (with and without the outlier threshold), nf4 and fp4 with optional double quantization."""
+
+from __future__ import annotations
+
+from whisper_ptq_bench.backends.base import Backend, register, replace_module
+
+_BLOCKSIZES = (64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@register
+class BitsAndBytes(Backend):
+    name = "bnb"
+    module = "bitsandbytes"
+    requirement = "bitsandbytes"
+
+    def unsupported(self, config, device):
+        if config.weight == "int8":
+            if config.scheme != "dynamic" or config.activation != "int8":
+                return "bnb: LLM.int8 quantizes activations dynamically (vector-wise), so int8 needs scheme dynamic with int8 activations"
+            if config.granularity != "per-channel" or config.method != "symmetric":
+                return "bnb: LLM.int8 weights are per output row (channel), absmax-symmetric"
+            threshold = config.option("threshold", "6")
+            if not threshold.isdigit():
+                return f"bnb: threshold option must be a whole number, not {threshold!r}"
+            extra = set(dict(config.options)) - {"threshold"}
+            return f"bnb: unknown options {sorted(extra)} for int8" if extra else None
+        if config.weight in ("nf4", "fp4"):
+            if config.scheme != "weight-only":
+                return "bnb: 4-bit formats are weight-only"
+            if config.granularity != "per-group" or config.group_size not in _BLOCKSIZES:
+                return f"bnb: 4-bit formats use absmax blocks of {list(_BLOCKSIZES)}, not {config.granularity} {config.group_size}"
+            if config.option("dq", "0") not in ("0", "1"):
+                return "bnb: dq (double quantization) option is 0 or 1"
+            extra = set(dict(config.options)) - {"dq"}
+            return f"bnb: unknown options {sorted(extra)} for 4-bit" if extra else None
+        return f"bnb: weights {config.weight} are not offered (int8, nf4, fp4)"
+
+    def quantize(self, model, config, scope, device, calibrate=None):
+        import bitsandbytes as bnb
+        import torch
+
+        for name in scope:
+            lin = model.get_submodule(name)
+            has_bias = lin.bias is not None
+            if config.weight == "int8":
+                new = bnb.nn.Linear8bitLt(
+                    lin.in_features, lin.out_features, bias=has_bias, has_fp16_weights=False,
+                    threshold=float(config.option("threshold", "6")),
+                )
+                new.weight = bnb.nn.Int8Params(lin.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
+            else:
+                new = bnb.nn.Linear4bit(
+                    lin.in_features, lin.out_features, bias=has_bias, compute_dtype=torch.float32,
+                    compress_statistics=config.option("dq") == "1", quant_type=config.weight,
+                )
+                new.weight = bnb.nn.Params4bit(
+                    lin.weight.data.clone(), requires_grad=False, quant_type=config.weight,
+                    blocksize=config.group_size, compress_statistics=config.option("dq") == "1",
+                )
+            if has_bias:
+                new.bias = torch.nn.Parameter(lin.bias.data.clone(), requires_grad=False)
+            replace_module(model, name, new.to(device))  # moving the parameters quantizes them
+        return model
+
+    def describe(self, module):
+        import bitsandbytes as bnb
+
+        if isinstance(module, bnb.nn.Linear8bitLt):
+            return f"int8 per-row absmax (LLM.int8, outlier threshold {module.state.threshold:g})"
+        if isinstance(module, bnb.nn.Linear4bit):
+            state = module.weight.quant_state
+            if state is None:
+                return "4-bit (not yet quantized)"
+            return f"{state.quant_type} block {state.blocksize}{' double-quant' if state.nested else ''}"
+        return None
