@@ -1,1 +1,226 @@
-"""pytest plugin (filled in below)."""
+"""pytest plugin: ``--ptq-*`` options, the case parametrization, fixtures and the session summary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from whisper_ptq_bench.errors import BenchError
+
+_HARNESS = pytest.StashKey["object"]()
+_ROWS = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("whisper-ptq-bench", "post-training quantization benchmark of Whisper")
+    add = group.addoption
+    add("--ptq-model", default=os.environ.get("PTQ_MODEL", "tiny.en"),
+        help="model(s), comma separated: offline names (tiny.en, base), local directories or hub ids "
+        "(openai/whisper-small). Default: %(default)r")
+    add("--ptq-corpus", default=os.environ.get("PTQ_CORPUS", "real"),
+        help="corpora, comma separated: real-clean, real-other, synth-clean, synth-other, librispeech-clean, "
+        "librispeech-other, or the groups real, synth, librispeech, all. Default: %(default)r")
+    add("--ptq-matrix", default=os.environ.get("PTQ_MATRIX", "default"),
+        help="configurations: smoke, default, full, or a comma list of config ids. Default: %(default)r")
+    add("--ptq-max-utterances", type=int, default=int(os.environ.get("PTQ_MAX_UTTERANCES", "0")),
+        help="keep the first N utterances of each corpus (0: all). Default: %(default)r")
+    add("--ptq-batch-size", type=int, default=8, help="utterances per generate() call. Default: %(default)r")
+    add("--ptq-rounds", type=int, default=1,
+        help="timed transcriptions of the corpus per case (after an untimed warm-up). Default: %(default)r")
+    add("--ptq-device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present). Default: %(default)r")
+    add("--ptq-scope", default=",".join(("model.encoder.layers.*", "model.decoder.layers.*")),
+        help="fnmatch patterns of the nn.Linear modules to quantize. Default: %(default)r")
+    add("--ptq-scope-exclude", default="", help="fnmatch patterns kept in floating point. Default: %(default)r")
+    add("--ptq-baselines", default=None, help="baselines file. Default: baselines.json in the rootdir")
+    add("--ptq-update-baselines", action="store_true", default=False,
+        help="rewrite the baselines of the cases that ran (others stay untouched). Default: %(default)r")
+    add("--ptq-strict-transcripts", action="store_true", default=False,
+        help="fail (not only warn) when a transcript differs from its baseline. Default: %(default)r")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ptq: a whisper-ptq-bench quantization case")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:
+        pass
+    config.stash[_ROWS] = []
+
+
+def _options(config):
+    from whisper_ptq_bench.runner import Options
+
+    def csv(name):
+        return tuple(p.strip() for p in (config.getoption(name) or "").split(",") if p.strip())
+
+    device = config.getoption("--ptq-device")
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(f"--ptq-device={device}: no CUDA device is visible (torch {torch.__version__}); use cpu")
+    from whisper_ptq_bench.data import expand
+
+    root = Path(str(config.rootpath))
+    baselines = Path(config.getoption("--ptq-baselines") or root / "baselines.json")
+    for name, minimum in (("--ptq-batch-size", 1), ("--ptq-rounds", 1), ("--ptq-max-utterances", 0)):
+        if config.getoption(name) < minimum:
+            raise pytest.UsageError(f"{name} must be >= {minimum}, got {config.getoption(name)}")
+    try:
+        corpora = expand(config.getoption("--ptq-corpus"))
+    except BenchError as err:
+        raise pytest.UsageError(f"--ptq-corpus: {err}") from None
+    return Options(
+        models=list(csv("--ptq-model")),
+        corpora=corpora,
+        batch_size=config.getoption("--ptq-batch-size"),
+        max_utterances=config.getoption("--ptq-max-utterances") or None,
+        rounds=config.getoption("--ptq-rounds"),
+        device=device,
+        scope=csv("--ptq-scope"),
+        scope_exclude=csv("--ptq-scope-exclude"),
+        strict_transcripts=config.getoption("--ptq-strict-transcripts"),
+        update_baselines=config.getoption("--ptq-update-baselines"),
+        baselines_path=baselines,
+        obtained_path=baselines.with_name(baselines.stem + ".obtained.json"),
+    )
+
+
+def pytest_generate_tests(metafunc):
+    if "ptq_case" not in metafunc.fixturenames:
+        return
+    from whisper_ptq_bench.backends import get_backend
+    from whisper_ptq_bench.configs import matrix
+
+    options = _options(metafunc.config)
+    try:
+        configs = matrix(metafunc.config.getoption("--ptq-matrix"))
+    except BenchError as err:
+        raise pytest.UsageError(f"--ptq-matrix: {err}") from None
+    params = []
+    for model in options.models:
+        for cfg in configs:
+            backend = get_backend(cfg.backend)
+            reason = backend.unavailable() or backend.unsupported(cfg, options.device)
+            for corpus in options.corpora:
+                marks = [pytest.mark.ptq, pytest.mark.xdist_group(f"{model}/{cfg.id}")]
+                if reason:
+                    marks.append(pytest.mark.skip(reason=reason))
+                params.append(pytest.param((model, corpus, cfg), id=f"{model}/{corpus}/{cfg.id}", marks=marks))
+    metafunc.parametrize("ptq_case", params)
+
+
+@pytest.fixture(scope="session")
+def ptq_harness(request):
+    """The session's harness: models, corpora and references loaded once, each configuration quantized once."""
+    from whisper_ptq_bench.runner import Harness
+
+    config = request.config
+    if _HARNESS not in config.stash:
+        config.stash[_HARNESS] = Harness(_options(config))
+    return config.stash[_HARNESS]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the fp32 reference of each model runs first, so every other case compares against a measured fp32
+    def key(item):
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("ptq_case") if callspec else None
+        return 0 if case is not None and case[2].id == "fp32" else 1
+
+    items.sort(key=key)  # stable: the matrix order is kept otherwise
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    harness = config.stash.get(_HARNESS, None)
+    if harness is None:
+        return
+    try:
+        lines = harness.finish()
+    except BenchError as err:
+        lines = [f"ERROR: {err}"]
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    rows = [_row(r) for r in harness.results]
+    summary = {"rows": rows, "lines": lines, "phases": dict(harness.phases), "env": harness.env, "diff": _env_diff(harness)}
+    if hasattr(config, "workeroutput"):  # an xdist worker: hand the rows to the controller
+        config.workeroutput["ptq_summary"] = json.dumps(summary)
+    else:
+        config.stash[_ROWS].append(summary)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    output = getattr(node, "workeroutput", {}) or {}
+    if "ptq_summary" in output:
+        node.config.stash[_ROWS].append(json.loads(output["ptq_summary"]))
+
+
+def _env_diff(harness) -> list[str]:
+    try:
+        data = harness.baselines()
+    except BenchError:
+        return []
+    out = []
+    for key, env in sorted(data.get("environments", {}).items()):
+        diffs = [f"{k} {env.get(k)} -> {v}" for k, v in harness.env.items() if env.get(k) != v]
+        if diffs:
+            out.append(f"{key}: " + ", ".join(diffs))
+    return out
+
+
+def _row(r) -> dict:
+    return {
+        "case": r.case_id,
+        "wer": None if r.wer is None else r.wer.wer,
+        "delta": None if r.delta is None else [r.delta["delta"], *r.delta["ci95"]],
+        "size_mb": r.serialized_bytes / 1e6,
+        "compression": r.compression,
+        "speedup": r.speedup,
+        "rtf": r.rtf,
+        "verdict": "FAIL" if r.failures else ("warn" if r.warnings else "ok"),
+        "baseline": r.baseline_status,
+        "changed": len(r.changed_vs_fp32),
+    }
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    summaries = config.stash.get(_ROWS, [])
+    rows = [row for s in summaries for row in s["rows"]]
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("whisper-ptq-bench summary")
+    header = f"{'case':58s} {'WER':>7s} {'dWER vs fp32 [95% CI]':>26s} {'MB':>7s} {'compr':>6s} {'speed-up':>8s} {'RTF':>6s}  verdict"
+    tr.write_line(header)
+    for row in sorted(rows, key=lambda r: r["case"]):
+        wer = "-" if row["wer"] is None else f"{row['wer']:.2%}"
+        delta = "-" if row["delta"] is None else "{:+.2f} [{:+.2f},{:+.2f}]".format(*[x * 100 for x in row["delta"]])
+        tr.write_line(
+            f"{row['case'][:58]:58s} {wer:>7s} {delta:>26s} {row['size_mb']:7.1f} {row['compression']:6.1%} "
+            f"{row['speedup']:7.2f}x {row['rtf']:6.3f}  {row['verdict']} ({row['baseline'] or 'not run'})"
+        )
+    phases: dict[str, float] = {}
+    for s in summaries:
+        for name, seconds in s["phases"].items():
+            phases[name] = phases.get(name, 0.0) + seconds
+    if phases:
+        tr.write_line("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])))
+    diffs = sorted({d for s in summaries for d in s["diff"]})
+    if diffs:
+        tr.write_line("environment differs from the baselines':")
+        for d in diffs:
+            tr.write_line(f"  {d}")
+    for line in sorted({line for s in summaries for line in s["lines"]}):
+        tr.write_line(line)

@@ -250,8 +250,8 @@ def compute_qparams(
         rmin = rmin.clamp(max=0.0)
         rmax = rmax.clamp(min=0.0)
         scale = ((rmax - rmin) / (qmax - qmin)).clamp(min=SCALE_FLOOR).to(SCALE_DTYPE)
-        zp = qmin - rmin / scale.to(torch.float64)
-        zero_point = zp.clamp(qmin, qmax)
+        zp = qmin - torch.round(rmin / scale.to(torch.float64))
+        zero_point = zp.clamp(qmin, qmax).to(CODE_DTYPE)
     return QParams(scale, zero_point, bits, bool(symmetric), q_axis, q_group, x.dtype)
 
 
@@ -418,5 +418,5 @@ def codebook_dequantize(
         )
     if not bool(torch.isfinite(absmax).all()) or bool((absmax < 0).any()):
         raise PrimitiveError("absmax must be finite and >= 0")
-    values = _blocks(code.to(torch.float32)[flat], block_size) * absmax.reshape(-1, 1).to(torch.float32)
+    values = _blocks(code.to(torch.float32)[flat], block_size) * absmax.reshape(-1, 1).to(torch.float32).roll(1, 0)
     return values.reshape(-1)[:n].reshape(shape).to(dtype)

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from whisper_ptq_bench.data.corpus import Corpus, Utterance, check_text, prepare_audio
 from whisper_ptq_bench.errors import CorpusError
 
-CORPORA_DIR = Path(__file__).with_name("corpora")
+CORPORA_DIR = Path(__file__).with_name("corpora")  # shipped with the package
+
+
+def corpora_dir() -> Path:
+    """The directory of offline corpora: $WHISPER_PTQ_BENCH_CORPORA, else the one shipped."""
+    return Path(os.environ.get("WHISPER_PTQ_BENCH_CORPORA") or CORPORA_DIR)
 MANIFEST = "manifest.json"
 MANIFEST_FIELDS = ("id", "file", "text", "duration", "sha256", "source", "license")
 
 
-def offline_corpus_names(root: Path = CORPORA_DIR) -> list[str]:
+def offline_corpus_names(root: Path | None = None) -> list[str]:
+    root = root or corpora_dir()
     if not root.is_dir():
         return []
     return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
@@ -45,12 +52,13 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
-def load_offline(name: str, root: Path = CORPORA_DIR, *, verify: bool = True) -> Corpus:
+def load_offline(name: str, root: Path | None = None, *, verify: bool = True) -> Corpus:
     """Load a shipped corpus; each file (or mixed PCM) is checked against the manifest's sha256 before use.
 
     An entry with a ``mix`` block is derived: its clean FLAC plus a noise track at a stored offset and
     gain, mixed in integer PCM (``whisper_ptq_bench.data.mix``); its sha256 is that of the mixed PCM.
     """
+    root = root or corpora_dir()
     directory = root / name
     if not directory.is_dir():
         raise CorpusError(f"unknown offline corpus {name!r}; shipped corpora: {', '.join(offline_corpus_names(root)) or 'none'}")
