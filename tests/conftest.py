@@ -29,3 +29,22 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# --------------------------------------------------------------------------- shared fixtures
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    """The offline tiny.en, converted once (cached on disk) and loaded once per session."""
+    from whisper_ptq_bench.models import load
+
+    return load("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def real_clean():
+    from whisper_ptq_bench.data import load_corpus
+
+    return load_corpus("real-clean")

@@ -365,11 +365,13 @@ class TestBitsandbytes8bit:
         """An all-zero block: bnb normalises 0/0 and stores index 0 (code -0.993) with absmax 0; the
         reference stores the index of code 0.  Both dequantise to zeros."""
         x = torch.cat([torch.zeros(256), torch.randn(256, generator=torch.Generator().manual_seed(2))])
+        code = bnbf.create_dynamic_map().float()
         q, state = bnbf.quantize_blockwise(x, blocksize=256)
-        idx, absmax = codebook_quantize(x, bnbf.create_dynamic_map().float(), 256)
+        idx, absmax = codebook_quantize(x, code, 256)
         assert float(state.absmax[0]) == float(absmax[0]) == 0.0
+        assert (q[:256] == 0).all() and (code[idx[:256].long()] == 0).all()
         assert (bnbf.dequantize_blockwise(q, state)[:256] == 0).all()
-        assert (codebook_dequantize(idx, absmax, bnbf.create_dynamic_map().float(), 256, x.shape)[:256] == 0).all()
+        assert (codebook_dequantize(idx, absmax, code, 256, x.shape)[:256] == 0).all()
 
     def test_int8_vectorwise_matches_per_channel_symmetric(self, bnbf):
         """LLM.int8 row-wise absmax: stats are absmax (not absmax/127); codes = round(x * 127 / absmax)

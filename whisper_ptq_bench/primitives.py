@@ -418,5 +418,5 @@ def codebook_dequantize(
         )
     if not bool(torch.isfinite(absmax).all()) or bool((absmax < 0).any()):
         raise PrimitiveError("absmax must be finite and >= 0")
-    values = _blocks(code.to(torch.float32)[flat], block_size) * absmax.reshape(-1, 1).to(torch.float32).roll(1, 0)
+    values = _blocks(code.to(torch.float32)[flat], block_size) * absmax.reshape(-1, 1).to(torch.float32)
     return values.reshape(-1)[:n].reshape(shape).to(dtype)

@@ -134,7 +134,7 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
         gen.task = "transcribe"
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    save_file({k: torch.from_numpy(np.array(v, copy=True)) for k, v in sd.items()}, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(out_dir)
     gen.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -198,6 +198,8 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
     for alias, target in ct2.aliases.items():
         if target not in variables:
             raise CheckpointError(source, f"alias {alias!r} points at missing variable {target!r}")
+        if alias != "decoder/projection/weight":  # the converter stores equal tensors once and aliases the rest
+            variables[alias] = variables[target]
     for name, value in variables.items():
         if value.ndim and value.dtype.name not in _FLOAT_DTYPES and not name.endswith("_scale"):
             raise CheckpointError(
