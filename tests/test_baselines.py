@@ -1,0 +1,205 @@
+"""baselines.json: validation messages, atomic and locked updates, and every regression check firing."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import stat
+
+import pytest
+
+from whisper_ptq_bench import baselines as bl
+from whisper_ptq_bench.checks import CompressionCheck, Obtained, SameInputCheck, SpeedCheck, TranscriptCheck, WerCheck
+from whisper_ptq_bench.errors import BaselineError
+from whisper_ptq_bench.metrics import score
+
+ENV = {"python": "3.11", "torch": "2.13.0", "device": "cpu:x86_64"}
+CASE = "tiny.en/real-clean/hqq.w-int4.g64.asym"
+
+
+def entry(**over):
+    e = {
+        "wer": 0.05, "words": 100, "compression": 0.3, "size_bytes": 1000, "speedup": 1.2, "rtf": 0.1,
+        "corpus_hash": "abc", "model_fingerprint": "f" * 64, "fingerprint": "x", "transcripts": {"u1": "hello"},
+        "scope": "64 modules",
+    }
+    e.update(over)
+    return e
+
+
+def write(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
+def valid():
+    return bl.merge(bl.empty(), [(CASE, entry(), ENV)])
+
+
+def test_round_trip_is_sorted_rounded_and_reviewable(tmp_path):
+    data = bl.merge(bl.empty(), [(CASE, entry(wer=0.123456789, speedup=1.23456), ENV)])
+    text = bl.dumps(data)
+    assert bl.parse(text) == json.loads(text)
+    case = json.loads(text)["cases"][CASE]
+    assert case["wer"] == 0.123457 and case["speedup"] == 1.235
+    assert case["environment"] in json.loads(text)["environments"]
+    assert text.index('"cases"') < text.index('"environments"') < text.index('"schema"')  # sorted keys
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path):
+    path = tmp_path / "baselines.json"
+    path.write_text('{\n  "schema": 1,\n  "cases": {,}\n}')
+    with pytest.raises(BaselineError) as err:
+        bl.load(path)
+    assert str(path) in str(err.value) and "line 3" in str(err.value) and "column" in str(err.value)
+
+
+def test_unknown_schema_version(tmp_path):
+    data = valid()
+    data["schema"] = 99
+    with pytest.raises(BaselineError, match="schema version 99"):
+        bl.load(write(tmp_path / "b.json", data))
+
+
+def test_unknown_keys_are_named(tmp_path):
+    data = valid()
+    data["cases"][CASE]["wer_typo"] = 1
+    with pytest.raises(BaselineError, match="wer_typo"):
+        bl.load(write(tmp_path / "b.json", data))
+    data = valid()
+    data["extra"] = {}
+    with pytest.raises(BaselineError, match="extra"):
+        bl.load(write(tmp_path / "b.json", data))
+
+
+def test_nan_is_refused_with_its_line(tmp_path):
+    text = bl.dumps(valid()).replace('"wer": 0.05', '"wer": NaN')
+    path = tmp_path / "b.json"
+    path.write_text(text)
+    with pytest.raises(BaselineError, match=r"NaN is not allowed at line \d+"):
+        bl.load(path)
+
+
+def test_case_id_that_matches_no_configuration(tmp_path):
+    data = valid()
+    data["cases"]["tiny.en/real-clean/hqq.w-int9.g64.asym"] = data["cases"].pop(CASE)
+    with pytest.raises(BaselineError, match="matches no configuration"):
+        bl.load(write(tmp_path / "b.json", data))
+    data = valid()
+    data["cases"]["just-a-name"] = data["cases"].pop(CASE)
+    with pytest.raises(BaselineError, match="model.*corpus.*config"):
+        bl.load(write(tmp_path / "b.json", data))
+
+
+def test_missing_file_is_an_empty_baseline_set(tmp_path):
+    assert bl.load(tmp_path / "absent.json")["cases"] == {}
+
+
+def test_update_leaves_other_cases_and_hand_set_tolerances_untouched(tmp_path):
+    path = tmp_path / "b.json"
+    other = "tiny.en/real-other/fp32"
+    data = bl.merge(bl.empty(), [(CASE, entry(), ENV), (other, entry(wer=0.2), ENV)])
+    data["cases"][CASE]["tolerances"] = {"wer": 0.02}
+    path.write_text(bl.dumps(data))
+    before = json.loads(path.read_text())["cases"][other]
+    bl.update(path, [(CASE, entry(wer=0.07), {**ENV, "torch": "2.14.0"})])
+    after = json.loads(path.read_text())
+    assert after["cases"][other] == before
+    assert after["cases"][CASE]["wer"] == 0.07 and after["cases"][CASE]["tolerances"] == {"wer": 0.02}
+    assert len(after["environments"]) == 2
+    assert bl.tolerances(after, CASE)["wer"] == 0.02 and bl.tolerances(after, other)["wer"] == bl.DEFAULT_TOLERANCES["wer"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_read_only_baselines_give_a_clear_message_and_stay_intact(tmp_path):
+    path = tmp_path / "b.json"
+    path.write_text(bl.dumps(valid()))
+    path.chmod(stat.S_IRUSR)
+    with pytest.raises(BaselineError, match="read-only"):
+        bl.update(path, [(CASE, entry(wer=0.5), ENV)])
+    assert json.loads(path.read_text())["cases"][CASE]["wer"] == 0.05
+
+
+def test_read_only_is_detected_even_as_root(tmp_path, monkeypatch):
+    path = tmp_path / "b.json"
+    path.write_text(bl.dumps(valid()))
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    with pytest.raises(BaselineError, match="read-only"):
+        bl.update(path, [(CASE, entry(wer=0.5), ENV)])
+    assert json.loads(path.read_text())["cases"][CASE]["wer"] == 0.05
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def _worker(args):
+    path, index = args
+    case = f"tiny.en/real-clean/hqq.w-int{[8, 4, 3, 2][index % 4]}.g{32 * (1 + index // 4)}.asym"
+    bl.update(path, [(case, entry(wer=index / 100), ENV)])
+    return case
+
+
+def test_concurrent_updates_lose_no_entry(tmp_path):
+    path = str(tmp_path / "b.json")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        cases = pool.map(_worker, [(path, i) for i in range(12)])
+    data = bl.load(path)
+    assert set(data["cases"]) == set(cases)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def obtained(hyps, compression=0.3, speedup=1.2, corpus="abc"):
+    refs = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+    ids = [f"u{i}" for i in range(len(refs))]
+    return Obtained(CASE, score(ids, refs, hyps), compression, speedup, corpus, "f" * 64, dict(zip(ids, hyps)))
+
+
+def base_entry():
+    good = obtained(["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5)
+    return entry(transcripts=good.transcripts, wer=good.wer.wer)
+
+
+def test_wer_check_fires_on_a_significant_rise_and_names_utterances():
+    bad = obtained(["the cat sat", "a dog ran", "birds fly", "we eat"] * 5)
+    message = WerCheck(0.01, 0.05).fails(bad, base_entry())
+    assert message and "WER rose" in message and "95% CI" in message and "u0" in message
+
+
+def test_wer_check_holds_for_a_rise_that_is_not_significant():
+    hyps = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+    hyps[0] = "the cat sat on a mat"  # one error in one utterance: above a tiny tolerance, not significant
+    assert WerCheck(0.001, 0.05).fails(obtained(hyps), base_entry()) is None
+
+
+def test_wer_check_holds_within_tolerance_even_if_significant():
+    hyps = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+    hyps = [h.replace("the", "a", 1) for h in hyps]
+    assert WerCheck(0.5, 0.05).fails(obtained(hyps), base_entry()) is None
+    assert WerCheck(0.01, 0.05).fails(obtained(hyps), base_entry()) is not None
+
+
+def test_compression_check_fires_when_compression_drops():
+    assert CompressionCheck(0.0005).fails(obtained(list(base_entry()["transcripts"].values()), compression=0.25), base_entry())
+    assert CompressionCheck(0.0005).fails(obtained(list(base_entry()["transcripts"].values()), compression=0.3), base_entry()) is None
+
+
+def test_speed_check_fires_below_the_floor_only():
+    same = list(base_entry()["transcripts"].values())
+    assert SpeedCheck(0.25).fails(obtained(same, speedup=0.85), base_entry())  # floor 0.9
+    assert SpeedCheck(0.25).fails(obtained(same, speedup=0.95), base_entry()) is None
+
+
+def test_transcript_check_lists_changes_and_fails_only_when_strict():
+    hyps = list(base_entry()["transcripts"].values())
+    hyps[3] = "we eat toast and jam"
+    o = obtained(hyps)
+    assert TranscriptCheck(False).fails(o, base_entry()) is None
+    changes = TranscriptCheck(False).changed(o, base_entry())
+    assert changes == [("u3", "we eat bread and jam", "we eat bread and jam", "we eat toast and jam")]
+    assert "u3" in TranscriptCheck(True).fails(o, base_entry())
+
+
+def test_changed_corpus_is_not_compared():
+    o = obtained(list(base_entry()["transcripts"].values()), corpus="other")
+    assert "corpus changed" in SameInputCheck().fails(o, base_entry())
