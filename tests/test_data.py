@@ -198,10 +198,10 @@ def test_librispeech_schema_through_datasets(local_librispeech):
 def test_librispeech_unreachable_says_what_to_do(monkeypatch, tmp_path):
     """The real hub code path, with the hub client told it is offline (as on an air-gapped runner)."""
     import datasets
-    import huggingface_hub
+    import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path)
     with pytest.raises(CorpusError, match="offline corpora"):
         load_librispeech("librispeech-clean", max_utterances=2)

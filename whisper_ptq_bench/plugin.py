@@ -13,6 +13,7 @@ from whisper_ptq_bench.errors import BenchError
 
 _HARNESS = pytest.StashKey["object"]()
 _ROWS = pytest.StashKey[list]()
+_OPTIONS = pytest.StashKey["object"]()
 
 
 def pytest_addoption(parser):
@@ -52,6 +53,16 @@ def pytest_configure(config):
     except ImportError:
         pass
     config.stash[_ROWS] = []
+    if not hasattr(config.option, "ptq_model"):  # plugin loaded without its options (e.g. -p no:...)
+        return
+    options = _options(config)  # bad --ptq-* values are usage errors before anything runs
+    from whisper_ptq_bench.configs import matrix
+
+    try:
+        matrix(config.getoption("--ptq-matrix"))
+    except BenchError as err:
+        raise pytest.UsageError(f"--ptq-matrix: {err}") from None
+    config.stash[_OPTIONS] = options
 
 
 def _options(config):
@@ -103,7 +114,7 @@ def pytest_generate_tests(metafunc):
     from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.configs import matrix
 
-    options = _options(metafunc.config)
+    options = metafunc.config.stash[_OPTIONS]
     try:
         configs = matrix(metafunc.config.getoption("--ptq-matrix"))
     except BenchError as err:
@@ -128,7 +139,7 @@ def ptq_harness(request):
 
     config = request.config
     if _HARNESS not in config.stash:
-        config.stash[_HARNESS] = Harness(_options(config))
+        config.stash[_HARNESS] = Harness(config.stash[_OPTIONS])
     return config.stash[_HARNESS]
 
 

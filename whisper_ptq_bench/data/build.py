@@ -289,6 +289,13 @@ MFA_DROP = {
     "cold_corpus3": "[adif] is a spoken fragment without a transcript (and <VOCNOISE> a cough)",
 }
 MFA_LAB = ("acoustic_corpus", "cold_corpus", "cold_corpus3")
+# pocketsphinx-testdata transcriptions that do not match the audio.
+PS_DROP = {
+    "sense_and_sensibility_01_austen_64kb-0920": (
+        "the transcription reads 'a more a amiable' but the reader says 'a more amiable' (the book's text): forced "
+        "alignment scores the transcription worse and gives the extra 'a' the minimum 50 ms"
+    ),
+}
 
 
 def reference_transcripts(conftest: Path) -> dict[str, str]:
@@ -350,6 +357,9 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
             if not m:
                 continue
             words, stem = " ".join(m.group(1).split()), m.group(2)
+            if stem in PS_DROP:
+                plan.dropped.append(Dropped(f"pocketsphinx-testdata {sub}/{stem}.wav ({words!r})", PS_DROP[stem]))
+                continue
             rel = f"{sub}/{stem}.wav"
             if sub == "librivox":
                 utt_id = "ps-librivox-" + stem.rsplit("-", 1)[1]
@@ -602,7 +612,10 @@ def build_noise(out: Path, work: Path, calibration: list[dict], tools: dict) -> 
         path = noise_dir / f"{kind}.flac"
         tracks[kind] = read_pcm(path)
         info[kind] = {"file": f"{kind}.flac", "duration": round(tracks[kind].size / SAMPLE_RATE, 3), "sha256": sha256_file(path)}
-    info["pink"]["made_by"] = f"sox -R -n -r {SAMPLE_RATE} -c 1 pink.wav synth {NOISE_SECONDS} pinknoise; sox -R -D pink.wav -b 16 pink.flac"
+    info["pink"]["made_by"] = (
+        f"sox -R -n -r {SAMPLE_RATE} -c 1 pink.wav synth {NOISE_SECONDS} pinknoise (32-bit WAV); "
+        f"sox -R -D pink.wav -t flac -r {SAMPLE_RATE} -c 1 -b 16 -e signed-integer -C 8 pink.flac"
+    )
     info["pink"]["license"] = "MIT (generated for this project)"
     info["babble"]["made_by"] = (
         "sum of six streams, one per voice of the calibration corpus (its utterances concatenated in corpus order "

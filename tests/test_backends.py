@@ -1,0 +1,127 @@
+"""Every backend quantizes exactly the requested scope of a small Whisper; scope and size are measured."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+
+from whisper_ptq_bench import scope as sc
+from whisper_ptq_bench.backends import backends, get_backend
+from whisper_ptq_bench.configs import REFERENCE, QuantConfig, matrix
+from whisper_ptq_bench.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def small():
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        vocab_size=600, num_mel_bins=80, d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=256, decoder_ffn_dim=256, max_source_positions=1500,
+        max_target_positions=64, pad_token_id=1, bos_token_id=1, eos_token_id=1, decoder_start_token_id=2,
+    )
+    return WhisperForConditionalGeneration(config).eval()
+
+
+FEATS = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(1))
+IDS = torch.tensor([[2, 5, 7, 9]])
+
+
+def calibrate(model):
+    with torch.no_grad():
+        model(input_features=FEATS.to(model.model.encoder.conv1.weight.dtype), decoder_input_ids=IDS)
+
+
+CPU_CASES = [c for c in matrix("full") if c != REFERENCE]
+
+
+@pytest.mark.parametrize("config", CPU_CASES, ids=[c.id for c in CPU_CASES])
+def test_backend_quantizes_exactly_the_scope(small, config):
+    backend = get_backend(config.backend)
+    reason = backend.unavailable() or backend.unsupported(config, "cpu")
+    if reason:
+        pytest.skip(reason)
+    model = copy.deepcopy(small)
+    requested = sc.select(model)
+    quantized = backend.quantize(model, config, requested, "cpu", calibrate if backend.needs_calibration(config) else None)
+    report = sc.inspect(small, quantized, requested, backend)
+    assert report.missed == [] and report.beyond == []
+    assert {m.name for m in report.quantized} == set(requested)
+    assert all(m.kind in {"Conv1d", "Embedding", "LayerNorm", "WhisperPositionalEmbedding", "Linear"} for m in report.floating)
+    assert "proj_out" not in {m.name for m in report.quantized}
+    fp32 = sc.serialized_bytes(small)
+    assert 0 < sc.serialized_bytes(quantized) and sc.tensor_bytes(quantized) > 0
+    if config.bits <= 8 and config.option("kernel") is None and not config.id.startswith("torchao.w-int"):
+        assert sc.serialized_bytes(quantized) < fp32  # 8 bits and below must save bytes (torchao intx stores int8)
+    with torch.no_grad():
+        out = quantized(input_features=FEATS, decoder_input_ids=IDS).logits
+    assert out.shape == (1, 4, 600) and torch.isfinite(out).all()
+
+
+def test_reference_quantizes_nothing(small):
+    report = sc.inspect(small, small, [], get_backend("none"))
+    assert report.quantized == [] and report.missed == []
+
+
+def test_whatever_a_library_quantizes_beyond_the_scope_is_reported(small):
+    """torch's quantize_dynamic over the Linear class (not names) also takes proj_out: the report says so."""
+    model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(small), {torch.nn.Linear}, dtype=torch.qint8)
+    requested = sc.select(small)
+    report = sc.inspect(small, model, requested, get_backend("torch-ao"))
+    assert report.beyond == ["proj_out"]
+    assert "BEYOND SCOPE: proj_out" in report.line()
+
+
+def test_scope_patterns_select_and_exclude(small):
+    enc = sc.select(small, ("model.encoder.layers.*",), ("*.fc2",))
+    assert enc and all(n.startswith("model.encoder.layers.") and not n.endswith("fc2") for n in enc)
+    with pytest.raises(ValueError, match="match no nn.Linear"):
+        sc.select(small, ("nothing.*",))
+
+
+def test_a_missing_library_is_a_skip_reason_that_says_what_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "hqq" else real(name, *a))
+    assert get_backend("hqq").unavailable() == "hqq: library 'hqq' is not installed (pip install hqq)"
+
+
+def test_registry_holds_every_library_and_refuses_unknown_names():
+    assert set(backends()) >= {"none", "torch-ao", "torchao", "quanto", "hqq", "bnb"}
+    with pytest.raises(ConfigError, match="no backend named 'tensorrt'"):
+        get_backend("tensorrt")
+
+
+@pytest.mark.parametrize(
+    "config_id, device, fragment",
+    [
+        ("torch-ao.dyn-int8.a-int8.tensor.sym", "cuda", "CPU only"),
+        ("torchao.w-int4.g128.asym.kernel=tinygemm", "cpu", "needs a CUDA device"),
+        ("hqq.w-int4.g64.asym.backend=torchao_int4", "cpu", "needs a CUDA device"),
+        ("quanto.w-int4.g64.asym", "cpu", "group of 128"),
+        ("bnb.w-nf4.g48.sym", "cpu", "absmax blocks"),
+        ("hqq.w-int4.tensor.asym", "cpu", "not per tensor"),
+    ],
+)
+def test_unsupported_configurations_say_why(config_id, device, fragment):
+    config = QuantConfig.from_id(config_id)
+    assert fragment in get_backend(config.backend).unsupported(config, device)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: GPU paths (bnb/quanto/hqq/torchao CUDA kernels) run on GPU runners")
+@pytest.mark.parametrize("config_id", ["bnb.w-nf4.g64.sym", "bnb.dyn-int8.a-int8.channel.sym.threshold=6", "quanto.w-int4.g128.asym", "torchao.w-int4.g128.asym.kernel=tinygemm", "hqq.w-int4.g64.asym.backend=torchao_int4"])
+def test_gpu_backends_quantize_on_cuda(small, config_id):
+    config = QuantConfig.from_id(config_id)
+    backend = get_backend(config.backend)
+    reason = backend.unavailable() or backend.unsupported(config, "cuda")
+    if reason:
+        pytest.skip(reason)
+    model = copy.deepcopy(small).to("cuda")
+    quantized = backend.quantize(model, config, sc.select(model), "cuda", None)
+    with torch.no_grad():
+        out = quantized(input_features=FEATS.to("cuda", quantized.model.encoder.conv1.weight.dtype), decoder_input_ids=IDS.to("cuda")).logits
+    assert torch.isfinite(out).all()

