@@ -126,12 +126,14 @@ class Corpus:
         return sum(u.duration for u in self.utterances)
 
     def subset(self, max_utterances: int | None) -> "Corpus":
-        """The first ``max_utterances`` utterances in corpus order (deterministic)."""
+        """``max_utterances`` utterances spread evenly over the corpus order (deterministic, every source kept)."""
         if not max_utterances or max_utterances >= len(self.utterances):
             return self
         if max_utterances < 1:
             raise CorpusError(f"--ptq-max-utterances must be a positive integer, got {max_utterances}")
-        return Corpus(self.name, self.utterances[:max_utterances], self.description)
+        n = len(self.utterances)
+        picks = sorted({i * n // max_utterances for i in range(max_utterances)})
+        return Corpus(self.name, [self.utterances[i] for i in picks], self.description)
 
     def summary(self) -> dict:
         return {
