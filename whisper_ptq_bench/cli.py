@@ -1,6 +1,7 @@
 """The ``whisper-ptq-bench`` command line.
 
     whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
+    whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--rounds R]
 
 Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
 1 when the report cannot be written.
@@ -37,7 +38,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sort", choices=SORTS, default="config",
                         help="row order: the matrix order of the configs, or grouped by library. Default: %(default)s")
     report.set_defaults(func=_report)
+
+    perf = commands.add_parser(
+        "perf",
+        help="measure the suite itself: harness overhead, batching gain, work done once",
+        description="Print the harness overhead against a bare generate loop, the throughput of batched against "
+        "unbatched transcription (with any transcript that batching changes), and the counts of loads, feature "
+        "extractions, references and quantizations of a small session.",
+    )
+    perf.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
+    perf.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
+    perf.add_argument("--max-utterances", type=int, default=24, help="utterances used. Default: %(default)s")
+    perf.add_argument("--batch-size", type=int, default=8, help="batched size. Default: %(default)s")
+    perf.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement. Default: %(default)s")
+    perf.set_defaults(func=_perf)
     return parser
+
+
+def _perf(args: argparse.Namespace) -> int:
+    from whisper_ptq_bench import perf
+    from whisper_ptq_bench.errors import BenchError
+
+    try:
+        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.rounds)
+    except BenchError as err:
+        print(f"{PROG} perf: error: {err}", file=sys.stderr)
+        return 2
 
 
 def _report(args: argparse.Namespace) -> int:

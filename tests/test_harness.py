@@ -1,0 +1,56 @@
+"""The harness does nothing twice, and keeps library failures inside their case."""
+
+from __future__ import annotations
+
+import pytest
+
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.perf import work_counts
+from whisper_ptq_bench.runner import Harness, Options, QuantizationFailed
+
+
+@pytest.mark.slow
+def test_each_model_loads_once_each_config_quantizes_once_each_reference_runs_once(tiny_en):
+    counts = work_counts("tiny.en", ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "bnb.w-nf4.g64.sym"], 2)
+    assert counts["cases"] == 6
+    assert counts["model loads"] == 1
+    assert counts["quantizations"] == 3  # fp32 (identity) + 2 configurations, each shared by both corpora
+    assert counts["fp32 reference transcriptions"] == 2  # one per corpus, by the fp32 cases themselves
+
+
+def test_a_library_error_fails_its_case_and_the_session_goes_on(tiny_en, monkeypatch):
+    from whisper_ptq_bench.backends.hqq import Hqq
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(Hqq, "quantize", broken)
+    harness = Harness(Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=2, update_baselines=True))
+    harness.models["tiny.en"] = tiny_en
+    config = QuantConfig.from_id("hqq.w-int4.g64.asym")
+    with pytest.raises(QuantizationFailed) as err:
+        harness.run_case("tiny.en", "real-clean", config)
+    assert "hqq (hqq 0.2" in str(err.value) and "RuntimeError: kernel exploded" in str(err.value)
+    with pytest.raises(QuantizationFailed, match="kernel exploded"):  # remembered: not quantized twice
+        harness.run_case("tiny.en", "real-other", config)
+    ok = harness.run_case("tiny.en", "real-clean", QuantConfig.from_id("fp32"))
+    assert ok.wer is not None and not ok.failures
+
+
+def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
+    import torch
+
+    from whisper_ptq_bench.backends.torch_ao import TorchAO
+
+    original = TorchAO.quantize
+
+    def nan(self, model, *args, **kwargs):
+        with torch.no_grad():
+            model.model.encoder.layers[0].fc1.weight.fill_(float("nan"))
+        return original(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(TorchAO, "quantize", nan)
+    harness = Harness(Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=2, update_baselines=True))
+    harness.models["tiny.en"] = tiny_en
+    with pytest.raises(QuantizationFailed, match="NaN or infinite logits"):
+        harness.run_case("tiny.en", "real-clean", QuantConfig.from_id("torch-ao.dyn-fp16.a-fp16"))
