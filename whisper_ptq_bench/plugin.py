@@ -27,8 +27,9 @@ def pytest_addoption(parser):
         "librispeech-other, or the groups real, synth, librispeech, all. Default: %(default)r")
     add("--ptq-matrix", default=os.environ.get("PTQ_MATRIX", "default"),
         help="configurations: smoke, default, full, or a comma list of config ids. Default: %(default)r")
-    add("--ptq-max-utterances", type=int, default=int(os.environ.get("PTQ_MAX_UTTERANCES", "0")),
-        help="keep the first N utterances of each corpus (0: all). Default: %(default)r")
+    add("--ptq-max-utterances", type=int, default=int(os.environ.get("PTQ_MAX_UTTERANCES", "40")),
+        help="use N utterances of each corpus, spread evenly over it (LibriSpeech: its first N); 0: all. "
+        "Default: %(default)r")
     add("--ptq-batch-size", type=int, default=8, help="utterances per generate() call. Default: %(default)r")
     add("--ptq-rounds", type=int, default=1,
         help="timed transcriptions of the corpus per case (after an untimed warm-up). Default: %(default)r")
