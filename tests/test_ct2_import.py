@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from whisper_ptq_bench.errors import CheckpointError
-from whisper_ptq_bench.models import load
 from whisper_ptq_bench.models import ct2 as ct2mod
+from whisper_ptq_bench.models import load
 from whisper_ptq_bench.models.convert import Ct2Source, cached_dir, source_from_dir, verify
 
 ctranslate2 = pytest.importorskip("ctranslate2", reason="the round-trip proof needs ctranslate2 (pip install ctranslate2)")

@@ -161,8 +161,9 @@ def test_mixed_entry_checks_its_pcm_hash(tmp_path):
 @pytest.fixture
 def local_librispeech(tmp_path):
     """A small dataset in LibriSpeech's schema, laid out as a hub dataset repo with 'clean' and 'other' configs."""
-    import datasets
     import io
+
+    import datasets
 
     for condition in ("clean", "other"):
         rows = {"file": [], "audio": [], "text": [], "speaker_id": [], "chapter_id": [], "id": []}

@@ -8,8 +8,8 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError, ConfigError

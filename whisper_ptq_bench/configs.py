@@ -127,7 +127,7 @@ class QuantConfig:
         }
 
     @classmethod
-    def from_id(cls, text: str) -> "QuantConfig":
+    def from_id(cls, text: str) -> QuantConfig:
         """Parse an id back into a config; the message names the part that does not parse."""
         if text == "fp32":
             return REFERENCE

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.data import load_corpus
-from whisper_ptq_bench.transcribe import FeatureBatches, features, generate_batch, transcribe
+from whisper_ptq_bench.transcribe import FeatureBatches, features, transcribe
 
 
 @dataclass

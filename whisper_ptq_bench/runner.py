@@ -23,14 +23,20 @@ from whisper_ptq_bench.data import load_corpus
 from whisper_ptq_bench.errors import BenchError
 from whisper_ptq_bench.metrics import (
     WerResult,
-    current_rss_bytes,
     paired_bootstrap,
     peak_rss_bytes,
     rtf,
     score,
     transcript_fingerprint,
 )
-from whisper_ptq_bench.transcribe import FeatureBatches, check_outputs, features, generate_batch, logits_finite, transcribe
+from whisper_ptq_bench.transcribe import (
+    FeatureBatches,
+    check_outputs,
+    features,
+    generate_batch,
+    logits_finite,
+    transcribe,
+)
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BackendUnavailable, ConfigError
@@ -12,10 +13,10 @@ from whisper_ptq_bench.errors import BackendUnavailable, ConfigError
 #: A calibration pass: runs the (prepared) model over the calibration split, teacher-forced.
 Calibrate = Callable[[object], None]
 
-_REGISTRY: dict[str, "Backend"] = {}
+_REGISTRY: dict[str, Backend] = {}
 
 
-def register(cls: type["Backend"]) -> type["Backend"]:
+def register(cls: type[Backend]) -> type[Backend]:
     """Class decorator: make a backend findable by its ``name``."""
     if cls.name in _REGISTRY:
         raise RuntimeError(f"backend {cls.name!r} registered twice")
@@ -23,7 +24,7 @@ def register(cls: type["Backend"]) -> type["Backend"]:
     return cls
 
 
-def get_backend(name: str) -> "Backend":
+def get_backend(name: str) -> Backend:
     _load_all()
     try:
         return _REGISTRY[name]
@@ -31,7 +32,7 @@ def get_backend(name: str) -> "Backend":
         raise ConfigError(f"backend: no backend named {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def backends() -> dict[str, "Backend"]:
+def backends() -> dict[str, Backend]:
     _load_all()
     return dict(_REGISTRY)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus, Utterance, prepare_audio
 from whisper_ptq_bench.data.librispeech import CONDITIONS as LIBRISPEECH
@@ -37,7 +37,7 @@ def expand(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_corpus(name: str, max_utterances: int | None = None) -> Corpus:
     """Load (once per process) the corpus ``name``, keeping its first ``max_utterances`` utterances."""
     if name in LIBRISPEECH:

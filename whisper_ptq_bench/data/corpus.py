@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 
@@ -125,7 +125,7 @@ class Corpus:
     def seconds(self) -> float:
         return sum(u.duration for u in self.utterances)
 
-    def subset(self, max_utterances: int | None) -> "Corpus":
+    def subset(self, max_utterances: int | None) -> Corpus:
         """``max_utterances`` utterances spread evenly over the corpus order (deterministic, every source kept)."""
         if not max_utterances or max_utterances >= len(self.utterances):
             return self
