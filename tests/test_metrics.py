@@ -71,3 +71,16 @@ def test_bootstrap_rejects_mismatched_lengths():
 def test_fingerprint_and_rtf():
     assert transcript_fingerprint(["a", "b"]) != transcript_fingerprint(["ab"])
     assert rtf(2.0, 10.0) == 0.2
+
+
+def test_peak_memory_sees_a_transient_allocation():
+    from whisper_ptq_bench.metrics import PeakMemory, current_rss_bytes
+
+    before = current_rss_bytes()
+    with PeakMemory("cpu", interval=0.005) as memory:
+        block = np.ones(64 * 1024 * 1024 // 8)  # 64 MB, touched
+        import time
+
+        time.sleep(0.05)
+        del block
+    assert memory.peak >= before + 48 * 1024 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -136,15 +135,45 @@ def rtf(seconds: float, audio_seconds: float) -> float:
     return seconds / audio_seconds if audio_seconds else float("nan")
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (CPU memory high-water mark)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if os.uname().sysname == "Darwin" else peak * 1024)
-
-
 def current_rss_bytes() -> int:
     import psutil
 
     return int(psutil.Process().memory_info().rss)
+
+
+class PeakMemory:
+    """Peak memory while the block runs: resident set size sampled by a thread on CPU (every
+    ``interval`` s), ``torch.cuda.max_memory_allocated`` on CUDA. ``peak`` is in bytes."""
+
+    def __init__(self, device: str = "cpu", interval: float = 0.02):
+        self.device, self.interval, self.peak = device, interval, 0
+
+    def __enter__(self):
+        import threading
+
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        self._stop = threading.Event()
+        self.peak = current_rss_bytes()
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval):
+                self.peak = max(self.peak, current_rss_bytes())
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.startswith("cuda"):
+            import torch
+
+            self.peak = int(torch.cuda.max_memory_allocated(self.device))
+            return False
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_bytes())
+        return False

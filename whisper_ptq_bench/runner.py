@@ -22,9 +22,9 @@ from whisper_ptq_bench.configs import REFERENCE, QuantConfig
 from whisper_ptq_bench.data import load_corpus
 from whisper_ptq_bench.errors import BenchError
 from whisper_ptq_bench.metrics import (
+    PeakMemory,
     WerResult,
     paired_bootstrap,
-    peak_rss_bytes,
     rtf,
     score,
     transcript_fingerprint,
@@ -116,7 +116,7 @@ class CaseResult:
     tensor_bytes: int = 0
     compression: float = 0.0
     compression_vs_fp16: float = 0.0
-    peak_rss: int = 0
+    peak_memory: int = 0  # bytes: RSS on CPU, max allocated on CUDA, during the timed transcription
     scope: dict | None = None
     scope_line: str = ""
     transcripts: dict[str, str] = field(default_factory=dict)
@@ -143,7 +143,8 @@ class CaseResult:
             "rtf": round(self.rtf, 5),
             "rtfx": round(1 / self.rtf, 3) if self.rtf else None,
             "speedup_vs_fp32": round(self.speedup, 4),
-            "peak_rss_mb": round(self.peak_rss / 1e6, 1),
+            "peak_memory_mb": round(self.peak_memory / 1e6, 1),
+            "peak_memory_kind": "cuda max allocated" if self.environment.get("device", "").startswith("cuda") else "process RSS",
             "scope": self.scope,
             "scope_line": self.scope_line,
             "transcripts_changed_vs_fp32": len(self.changed_vs_fp32),
@@ -359,7 +360,7 @@ class Harness:
             out[0] = transcribe(q.model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device)
             times.append(time.perf_counter() - start)
 
-        with self.phase("timing"):
+        with self.phase("timing"), PeakMemory(self.options.device) as memory:
             if benchmark is not None:
                 benchmark.pedantic(timed, rounds=max(1, self.options.rounds), iterations=1, warmup_rounds=0)
             if not times:  # benchmark disabled: still measure once
@@ -371,7 +372,7 @@ class Harness:
         result.rounds = times
         result.seconds = sorted(times)[len(times) // 2]
         result.rtf = rtf(result.seconds, fb.audio_seconds)
-        result.peak_rss = peak_rss_bytes()
+        result.peak_memory = memory.peak
         result.transcripts = dict(zip(fb.ids, texts))
         with self.phase("scoring"):
             result.wer = score(fb.ids, [u.text for u in corpus], texts)
