@@ -213,3 +213,14 @@ def test_unknown_corpus_names_the_known_ones():
 
     with pytest.raises(CorpusError, match="known"):
         expand("real,bogus")
+
+
+def test_all_means_every_evaluation_corpus_and_never_the_calibration_split():
+    from whisper_ptq_bench.data import expand, load_corpus
+
+    assert expand("all") == ["real-clean", "real-other", "synth-clean", "synth-other"]
+    calibration = load_corpus("calibration")
+    for name in expand("all"):
+        evaluation = load_corpus(name)
+        assert not {u.id for u in calibration} & {u.id for u in evaluation}
+        assert not {u.text for u in calibration} & {u.text for u in evaluation}

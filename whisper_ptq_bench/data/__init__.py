@@ -12,6 +12,7 @@ from whisper_ptq_bench.errors import CorpusError
 
 __all__ = ["SAMPLE_RATE", "Corpus", "Utterance", "corpus_names", "load_corpus", "prepare_audio"]
 
+CALIBRATION = "calibration"
 #: "clean" and "other" conditions of each family, for the clean-vs-noisy contrast.
 PAIRS = {"real": ("real-clean", "real-other"), "synth": ("synth-clean", "synth-other"), "librispeech": ("librispeech-clean", "librispeech-other")}
 
@@ -24,8 +25,8 @@ def expand(spec: str) -> list[str]:
     """``real`` -> both conditions, ``all`` -> every offline corpus, else a comma list of names."""
     names: list[str] = []
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
-        if part == "all":
-            names += offline_corpus_names()
+        if part == "all":  # every offline evaluation corpus (calibration is for static quantization only)
+            names += [n for n in offline_corpus_names() if n != CALIBRATION]
         elif part in PAIRS:
             names += list(PAIRS[part])
         else:
