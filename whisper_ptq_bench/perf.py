@@ -89,7 +89,7 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
     from whisper_ptq_bench.runner import Harness, Options
 
     counts: Counter = Counter()
-    real_load, real_features, real_reference = models.load, runner.features, Harness.reference
+    real_load, real_features = models.load, runner.features
     patched = []
 
     def counting(name, fn):
@@ -121,7 +121,7 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
         counts["fp32 reference transcriptions"] = sum(reference_runs.values())
         counts["cases"] = len(harness.results)
     finally:
-        models.load, runner.features, Harness.reference = real_load, real_features, real_reference
+        models.load, runner.features = real_load, real_features
         Harness._store_reference = original_store
         for cls, fn in patched:
             cls.quantize = fn

@@ -366,7 +366,7 @@ class Harness:
             if not times:  # benchmark disabled: still measure once
                 timed()
         texts = out[0]
-        broken = check_outputs(texts, fb.ids)
+        broken = check_outputs(texts)
         if broken:
             raise QuantizationFailed(f"{config.id}: {backend.requirement} {backend.version()}: {broken}")
         result.rounds = times

@@ -90,7 +90,7 @@ def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: 
     return texts
 
 
-def check_outputs(texts: list[str], ids: list[str]) -> str | None:
+def check_outputs(texts: list[str]) -> str | None:
     """A reason when a transcription is broken as a whole (every transcript empty), else None."""
     if texts and all(not t.strip() for t in texts):
         return f"every one of the {len(texts)} transcripts is empty"

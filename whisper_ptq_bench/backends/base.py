@@ -96,6 +96,3 @@ def replace_module(model, name: str, new) -> None:
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)
 
-
-def require(condition: bool, reason: str) -> str | None:
-    return None if condition else reason

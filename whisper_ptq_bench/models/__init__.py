@@ -133,11 +133,7 @@ def _dir_fingerprint(path: Path) -> str:
 
 def _from_hub(spec: str) -> LoadedModel:
     try:
-        from huggingface_hub import model_info  # noqa: F401  (only to prove the hub client is present)
-
         loaded = _from_directory(spec, name=spec.rsplit("/", 1)[-1], source=f"hub:{spec}", fingerprint=f"hub:{spec}")
-    except ModelLoadError:
-        raise
     except (OSError, ValueError) as err:
         raise ModelLoadError(
             f"could not load {spec!r} from the hub ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
@@ -178,6 +174,3 @@ def english_transcription(gen) -> None:
         gen.task = "transcribe"
         gen.forced_decoder_ids = None
 
-
-def offline_names() -> list[str]:
-    return list(OFFLINE)

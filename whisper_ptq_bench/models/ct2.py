@@ -264,9 +264,8 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
             del out["proj_out.weight"]
     elif not tied:
         raise CheckpointError(source, "no output projection: neither decoder/projection/weight nor its alias to the embeddings")
-    for side in ("encoder", "decoder"):
-        if f"model.{side}.conv1.weight" not in out and side == "encoder":
-            raise CheckpointError(source, "missing variable 'encoder/conv1/weight'")
+    if "model.encoder.conv1.weight" not in out:
+        raise CheckpointError(source, "missing variable 'encoder/conv1/weight'")
     d_model = out["model.encoder.conv1.weight"].shape[0]
     return WhisperTensors(
         state_dict=out,
