@@ -203,3 +203,19 @@ def test_transcript_check_lists_changes_and_fails_only_when_strict():
 def test_changed_corpus_is_not_compared():
     o = obtained(list(base_entry()["transcripts"].values()), corpus="other")
     assert "corpus changed" in SameInputCheck().fails(o, base_entry())
+
+
+def test_other_batching_is_not_compared():
+    """Batch composition changes dynamically quantized outputs, so a baseline holds for its batching only."""
+    same = obtained(list(base_entry()["transcripts"].values()))
+    same.batching = "batch 8 by duration, encoder 2"
+    assert SameInputCheck().fails(same, {**base_entry(), "batching": "batch 8 by duration, encoder 2"}) is None
+    other = SameInputCheck().fails(same, {**base_entry(), "batching": "batch 4 by duration, encoder 2"})
+    assert "'batch 4 by duration, encoder 2'" in other and "not comparable" in other and "--ptq-batch-size" in other
+    assert SameInputCheck().fails(same, base_entry()) is None  # a baseline that did not record it
+
+
+def test_batching_must_be_text(tmp_path):
+    data = bl.merge(bl.empty(), [(CASE, entry(batching=8), ENV)])
+    with pytest.raises(BaselineError, match="batching must be a string"):
+        bl.load(write(tmp_path / "b.json", data))

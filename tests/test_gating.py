@@ -75,6 +75,12 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     after = json.loads(baselines.read_text())
     assert after["cases"][CASE] == data["cases"][CASE]  # a failing run never rewrites baselines
     assert "transcript(s) changed" in text  # listed as well
+    monkeypatch.delenv("PTQ_DEGRADE")
+
+    assert data["cases"][CASE]["batching"] == "batch 8 by duration, encoder 2"
+    other = run(project, "--ptq-batch-size=4")  # another batching: refused, not compared
+    other.assert_outcomes(failed=2)
+    other.stdout.fnmatch_lines(["*recorded with 'batch 8 by duration, encoder 2'*'batch 4 by duration, encoder 2'*not comparable*"])
 
 
 @pytest.mark.slow
@@ -91,6 +97,9 @@ def test_bad_options_are_usage_errors(project):
     result.stderr.fnmatch_lines(["*--ptq-matrix*weight*int9*"])
     result = project.runpytest_subprocess("--ptq-corpus=nowhere", "--benchmark-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result = project.runpytest_subprocess("--ptq-encoder-batch-size=0", "--benchmark-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ptq-encoder-batch-size must be >= 1, got 0*"])
 
 
 def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):

@@ -24,7 +24,7 @@ DEFAULT_TOLERANCES = {
 TOP_KEYS = {"schema", "tolerances", "environments", "cases"}
 CASE_KEYS = {
     "wer", "words", "compression", "size_bytes", "speedup", "rtf", "corpus_hash", "model_fingerprint",
-    "fingerprint", "transcripts", "environment", "tolerances", "scope",
+    "fingerprint", "transcripts", "environment", "tolerances", "scope", "batching",
 }
 REQUIRED_CASE_KEYS = {"wer", "compression", "speedup", "corpus_hash", "fingerprint", "transcripts", "environment"}
 _ROUND = {"wer": 6, "compression": 5, "speedup": 3, "rtf": 4}
@@ -95,6 +95,9 @@ def validate(data, path: Path | str = "baselines.json") -> None:
                 raise BaselineError(f"{where}: {key} must be a finite number, not {value!r}")
         if not isinstance(entry["transcripts"], dict) or not all(isinstance(v, str) for v in entry["transcripts"].values()):
             raise BaselineError(f"{where}: transcripts must map utterance ids to text")
+        for key in ("batching", "scope", "corpus_hash", "fingerprint"):
+            if key in entry and not isinstance(entry[key], str):
+                raise BaselineError(f"{where}: {key} must be a string, not {entry[key]!r}")
         if entry["environment"] not in envs:
             raise BaselineError(f"{where}: environment {entry['environment']!r} is not among 'environments'")
         _check_tolerances(entry.get("tolerances", {}), f"{where}: tolerances")

@@ -22,6 +22,7 @@ class Obtained:
     corpus_hash: str
     model_fingerprint: str
     transcripts: dict[str, str]
+    batching: str | None = None
 
 
 @dataclass
@@ -88,7 +89,8 @@ class SpeedCheck:
 
 @dataclass
 class SameInputCheck:
-    """A baseline is comparable only on the same corpus content and the same fp32 weights."""
+    """A baseline is comparable only on the same corpus content, the same fp32 weights and the same batching
+    (batch composition changes what dynamically quantized models output)."""
 
     def fails(self, obtained: Obtained, expected: dict) -> str | None:
         if expected["corpus_hash"] != obtained.corpus_hash:
@@ -100,6 +102,12 @@ class SameInputCheck:
             return (
                 f"the fp32 weights changed (fingerprint {expected['model_fingerprint'][:12]} in the baseline, "
                 f"{obtained.model_fingerprint[:12]} now); rerun with --ptq-update-baselines once intended"
+            )
+        if expected.get("batching") and obtained.batching and expected["batching"] != obtained.batching:
+            return (
+                f"the baseline was recorded with {expected['batching']!r} and this run uses {obtained.batching!r}: "
+                "not comparable; rerun with the baseline's --ptq-batch-size/--ptq-encoder-batch-size, "
+                "or accept the change with --ptq-update-baselines"
             )
         return None
 

@@ -1,7 +1,7 @@
 """The ``whisper-ptq-bench`` command line.
 
     whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
-    whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--rounds R]
+    whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--encoder-batch-size E] [--rounds R]
 
 Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
 1 when the report cannot be written.
@@ -48,11 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perf.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
     perf.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
-    perf.add_argument("--max-utterances", type=int, default=24, help="utterances used. Default: %(default)s")
-    perf.add_argument("--batch-size", type=int, default=8, help="batched size. Default: %(default)s")
-    perf.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement. Default: %(default)s")
+    perf.add_argument("--max-utterances", type=_positive, default=40,
+                      help="utterances used, spread over the corpus as in the main job. Default: %(default)s")
+    perf.add_argument("--batch-size", type=_positive, default=8, help="batched size. Default: %(default)s")
+    perf.add_argument("--encoder-batch-size", type=_positive, default=None,
+                      help="utterances per encoder call inside a batch. Default: 2 (the CPU default)")
+    perf.add_argument("--rounds", type=_positive, default=3, help="timed rounds per measurement. Default: %(default)s")
     perf.set_defaults(func=_perf)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _perf(args: argparse.Namespace) -> int:
@@ -60,7 +73,7 @@ def _perf(args: argparse.Namespace) -> int:
     from whisper_ptq_bench.errors import BenchError
 
     try:
-        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.rounds)
+        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.encoder_batch_size, args.rounds)
     except BenchError as err:
         print(f"{PROG} perf: error: {err}", file=sys.stderr)
         return 2

@@ -12,49 +12,75 @@ from dataclasses import dataclass
 
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.data import load_corpus
-from whisper_ptq_bench.transcribe import FeatureBatches, features, transcribe
+from whisper_ptq_bench.transcribe import (
+    FeatureBatches,
+    batching,
+    default_encoder_batch_size,
+    features,
+    transcribe,
+    with_cap,
+)
 
 
 @dataclass
 class Overhead:
     harness_s: float
     bare_s: float
+    plain_generate_s: float
 
     @property
     def fraction(self) -> float:
         return self.harness_s / self.bare_s - 1
 
 
-def harness_overhead(loaded, fb: FeatureBatches, rounds: int = 5) -> Overhead:
-    """Median time of the harness's timed transcription against a bare loop of ``model.generate`` calls
-    on the same batches, interleaved round by round so that machine load hits both alike."""
-    model, gen = loaded.model, loaded.generation_config
-
-    def bare() -> None:
-        for feats, cap in zip(fb.batches, fb.max_new_tokens):
-            model.generate(input_features=feats, generation_config=gen, max_new_tokens=cap)
-
-    def harness() -> None:
-        transcribe(model, gen, loaded.processor.tokenizer, fb)
-
+def _interleaved(fns: dict, rounds: int) -> dict[str, float]:
+    """Median time of each function, run round by round in turn so that machine load hits all alike."""
     import torch
 
-    with torch.no_grad():
-        bare()  # warm-up
-    h, b = [], []
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
-        for fn, sink in ((harness, h), (bare, b)):
+        for name, fn in fns.items():
             start = time.perf_counter()
             with torch.no_grad():
                 fn()
-            sink.append(time.perf_counter() - start)
-    return Overhead(statistics.median(h), statistics.median(b))
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def harness_overhead(loaded, fb: FeatureBatches, encoder_batch_size: int | None, rounds: int = 5) -> Overhead:
+    """The harness's timed transcription against a bare loop of the same model calls on the same batches
+    (encoder chunks, then ``model.generate``), and against plain ``model.generate(input_features=...)``."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    model, gen = loaded.model, loaded.generation_config
+    encoder = model.get_encoder()
+    chunk = encoder_batch_size or fb.batch_size
+
+    def bare() -> None:
+        for feats, cap in zip(fb.batches, fb.max_new_tokens):
+            hidden = torch.cat([encoder(feats[i : i + chunk]).last_hidden_state for i in range(0, len(feats), chunk)])
+            model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), generation_config=with_cap(gen, cap))
+
+    def plain() -> None:
+        for feats, cap in zip(fb.batches, fb.max_new_tokens):
+            model.generate(input_features=feats, generation_config=with_cap(gen, cap))
+
+    def harness() -> None:
+        transcribe(model, gen, loaded.processor.tokenizer, fb, "cpu", encoder_batch_size)
+
+    with torch.no_grad():
+        bare()  # warm-up
+    t = _interleaved({"harness": harness, "bare": bare, "plain": plain}, rounds)
+    return Overhead(t["harness"], t["bare"], t["plain"])
 
 
 @dataclass
 class Batching:
     batch_size: int
+    encoder_batch_size: int | None
     batched_s: float
+    whole_encoder_s: float
     single_s: float
     changed: list[tuple[str, str, str]]  # (utterance, batch 1 text, batched text)
 
@@ -63,22 +89,32 @@ class Batching:
         return self.single_s / self.batched_s
 
 
-def batching_gain(loaded, corpus, batch_size: int, rounds: int = 3) -> Batching:
-    """Throughput at ``batch_size`` against batch size 1 on the same utterances; transcripts compared."""
+def batching_gain(loaded, corpus, batch_size: int, encoder_batch_size: int | None, rounds: int = 3) -> Batching:
+    """Throughput at ``batch_size`` (encoder in chunks, and over the whole batch) against batch size 1 on
+    the same utterances; every transcript compared with batch size 1's."""
     one = features(loaded.processor, corpus, 1)
     many = features(loaded.processor, corpus, batch_size)
     args = (loaded.model, loaded.generation_config, loaded.processor.tokenizer)
-    transcribe(*args, FeatureBatches(one.corpus, one.ids[:1], one.batches[:1], one.max_new_tokens[:1], 0, 1))
-    t1, tb, texts1, textsb = [], [], [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        texts1 = transcribe(*args, one)
-        t1.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        textsb = transcribe(*args, many)
-        tb.append(time.perf_counter() - start)
-    changed = [(i, a, b) for i, a, b in zip(one.ids, texts1, textsb) if a != b]
-    return Batching(batch_size, statistics.median(tb), statistics.median(t1), changed)
+    texts: dict[str, list[str]] = {}
+
+    def run(name, fb, chunk):
+        def fn():
+            texts[name] = transcribe(*args, fb, "cpu", chunk)
+
+        return fn
+
+    run("warm-up", features(loaded.processor, corpus, batch_size), encoder_batch_size)()
+    t = _interleaved(
+        {"single": run("single", one, None), "batched": run("batched", many, encoder_batch_size), "whole": run("whole", many, None)},
+        rounds,
+    )
+    changed = [
+        (i, a, b)
+        for name in ("batched", "whole")
+        for i, a, b in zip(one.ids, texts["single"], texts[name])
+        if a != b
+    ]
+    return Batching(batch_size, encoder_batch_size, t["batched"], t["whole"], t["single"], sorted(set(changed)))
 
 
 def work_counts(model: str, corpora: list[str], configs: list[str], max_utterances: int) -> Counter:
@@ -128,17 +164,27 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
     return counts
 
 
-def main(model: str = "tiny.en", corpus: str = "real-clean", max_utterances: int = 24, batch_size: int = 8, rounds: int = 3) -> int:
+def main(
+    model: str = "tiny.en", corpus: str = "real-clean", max_utterances: int = 40, batch_size: int = 8,
+    encoder_batch_size: int | None = None, rounds: int = 3,
+) -> int:
+    import transformers
+
     from whisper_ptq_bench.models import load
 
+    transformers.logging.set_verbosity_error()
     loaded = load(model)
     data = load_corpus(corpus, max_utterances)
+    chunk = encoder_batch_size or default_encoder_batch_size("cpu")
     fb = features(loaded.processor, data, batch_size)
-    print(f"model {model}, corpus {corpus} ({len(data)} utterances, {data.seconds:.1f} s of audio), batch size {batch_size}")
-    o = harness_overhead(loaded, fb, rounds)
-    print(f"harness overhead: {o.fraction:+.2%} (timed transcription {o.harness_s:.3f} s vs bare generate loop {o.bare_s:.3f} s, median of {rounds})")
-    b = batching_gain(loaded, data, batch_size, rounds)
-    print(f"batching: batch {batch_size} is {b.gain:.2f}x the throughput of batch 1 ({b.batched_s:.2f} s vs {b.single_s:.2f} s)")
+    print(f"model {model}, corpus {corpus} ({len(data)} utterances, {data.seconds:.1f} s of audio), {batching(batch_size, chunk)}")
+    o = harness_overhead(loaded, fb, chunk, rounds)
+    print(f"harness overhead: {o.fraction:+.2%} (timed transcription {o.harness_s:.3f} s vs a bare loop of the same "
+          f"model calls {o.bare_s:.3f} s, median of {rounds}; plain generate(input_features) loop {o.plain_generate_s:.3f} s)")
+    b = batching_gain(loaded, data, batch_size, chunk, rounds)
+    print(f"batching: batch {batch_size} (encoder {chunk}) is {b.gain:.2f}x the throughput of batch 1 "
+          f"({b.batched_s:.2f} s vs {b.single_s:.2f} s); with the encoder over the whole batch "
+          f"{b.single_s / b.whole_encoder_s:.2f}x ({b.whole_encoder_s:.2f} s)")
     print(f"  RTF {b.batched_s / data.seconds:.3f} at batch {batch_size}, {b.single_s / data.seconds:.3f} at batch 1")
     if b.changed:
         print(f"  {len(b.changed)} utterance(s) transcribed differently when batched:")

@@ -30,7 +30,10 @@ def pytest_addoption(parser):
     add("--ptq-max-utterances", type=int, default=int(os.environ.get("PTQ_MAX_UTTERANCES", "40")),
         help="use N utterances of each corpus, spread evenly over it (LibriSpeech: its first N); 0: all. "
         "Default: %(default)r")
-    add("--ptq-batch-size", type=int, default=8, help="utterances per generate() call. Default: %(default)r")
+    add("--ptq-batch-size", type=int, default=8,
+        help="utterances per generate() call, grouped by duration. Default: %(default)r")
+    add("--ptq-encoder-batch-size", type=int, default=None,
+        help="utterances per encoder call inside a batch. Default: 2 on CPU, the whole batch on CUDA")
     add("--ptq-rounds", type=int, default=1,
         help="timed transcriptions of the corpus per case (after an untimed warm-up). Default: %(default)r")
     add("--ptq-device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present). Default: %(default)r")
@@ -86,8 +89,8 @@ def _options(config):
 
     root = Path(str(config.rootpath))
     baselines = Path(config.getoption("--ptq-baselines") or root / "baselines.json")
-    for name, minimum in (("--ptq-batch-size", 1), ("--ptq-rounds", 1), ("--ptq-max-utterances", 0)):
-        if config.getoption(name) < minimum:
+    for name, minimum in (("--ptq-batch-size", 1), ("--ptq-encoder-batch-size", 1), ("--ptq-rounds", 1), ("--ptq-max-utterances", 0)):
+        if config.getoption(name) is not None and config.getoption(name) < minimum:
             raise pytest.UsageError(f"{name} must be >= {minimum}, got {config.getoption(name)}")
     try:
         corpora = expand(config.getoption("--ptq-corpus"))
@@ -97,6 +100,7 @@ def _options(config):
         models=list(csv("--ptq-model")),
         corpora=corpora,
         batch_size=config.getoption("--ptq-batch-size"),
+        encoder_batch_size=config.getoption("--ptq-encoder-batch-size"),
         max_utterances=config.getoption("--ptq-max-utterances") or None,
         rounds=config.getoption("--ptq-rounds"),
         device=device,
@@ -165,7 +169,8 @@ def pytest_sessionfinish(session, exitstatus):
         lines = [f"ERROR: {err}"]
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     rows = [_row(r) for r in harness.results]
-    summary = {"rows": rows, "lines": lines, "phases": dict(harness.phases), "env": harness.env, "diff": _env_diff(harness)}
+    summary = {"rows": rows, "lines": lines, "phases": dict(harness.phases), "env": harness.env, "diff": _env_diff(harness),
+               "batching": harness.options.batching}
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the rows to the controller
         config.workeroutput["ptq_summary"] = json.dumps(summary)
     else:
@@ -227,6 +232,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for s in summaries:
         for name, seconds in s["phases"].items():
             phases[name] = phases.get(name, 0.0) + seconds
+    for batching in sorted({s["batching"] for s in summaries if s.get("batching")}):
+        tr.write_line(f"batching: {batching}")
     if phases:
         tr.write_line("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])))
     diffs = sorted({d for s in summaries for d in s["diff"]})

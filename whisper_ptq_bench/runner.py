@@ -31,7 +31,9 @@ from whisper_ptq_bench.metrics import (
 )
 from whisper_ptq_bench.transcribe import (
     FeatureBatches,
+    batching,
     check_outputs,
+    default_encoder_batch_size,
     features,
     generate_batch,
     logits_finite,
@@ -66,6 +68,7 @@ class Options:
     models: list[str]
     corpora: list[str]
     batch_size: int = 8
+    encoder_batch_size: int | None = None  # None: default_encoder_batch_size(device)
     max_utterances: int | None = None
     rounds: int = 1
     device: str = "cpu"
@@ -76,6 +79,14 @@ class Options:
     update_baselines: bool = False
     baselines_path: Path = Path("baselines.json")
     obtained_path: Path = Path("baselines.obtained.json")
+
+    @property
+    def encoder_chunk(self) -> int | None:
+        return self.encoder_batch_size or default_encoder_batch_size(self.device)
+
+    @property
+    def batching(self) -> str:
+        return batching(self.batch_size, self.encoder_chunk)
 
 
 class QuantizationFailed(BenchError):
@@ -240,7 +251,7 @@ class Harness:
             with self.phase("reference"):
                 for _ in range(max(1, self.options.rounds)):
                     start = time.perf_counter()
-                    texts = transcribe(model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device)
+                    texts = transcribe(model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device, self.options.encoder_chunk)
                     times.append(time.perf_counter() - start)
             self._store_reference(model_name, corpus_name, texts, sorted(times)[len(times) // 2])
         return self.references[key]
@@ -276,7 +287,7 @@ class Harness:
         device = self.options.device
         samples = [
             (feats, torch.tensor([prompt + tok.encode(" " + u.text, add_special_tokens=False) + [gen.eos_token_id]]))
-            for feats, u in zip(fb.batches, corpus)
+            for feats, u in zip(fb.batches, (corpus.utterances[i] for i in fb.order))
         ]
 
         def calibrate(model) -> None:
@@ -357,7 +368,7 @@ class Harness:
 
         def timed() -> None:
             start = time.perf_counter()
-            out[0] = transcribe(q.model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device)
+            out[0] = transcribe(q.model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device, self.options.encoder_chunk)
             times.append(time.perf_counter() - start)
 
         with self.phase("timing"), PeakMemory(self.options.device) as memory:
@@ -402,6 +413,7 @@ class Harness:
             "fingerprint": transcript_fingerprint(list(r.transcripts.values())),
             "transcripts": r.transcripts,
             "scope": r.scope_line,
+            "batching": self.options.batching,
         }
 
     def compare(self, r: CaseResult) -> None:
@@ -418,7 +430,8 @@ class Harness:
             )
             return
         obtained = Obtained(
-            r.case_id, r.wer, r.compression, r.speedup, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts
+            r.case_id, r.wer, r.compression, r.speedup, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts,
+            self.options.batching,
         )
         same = SameInputCheck().fails(obtained, expected)
         if same:

@@ -1,7 +1,15 @@
-"""The one batched transcription helper every case uses: features once per corpus, greedy decoding."""
+"""The one batched transcription helper every case uses: features once per corpus, greedy decoding.
+
+Batches group utterances of similar duration (longest first), so that a batch's greedy decode does not
+run many steps for one long utterance while its short ones wait; transcripts come back in corpus order.
+The encoder, whose input is always the 30 s window, runs in chunks of ``encoder_batch_size`` utterances
+(on CPU a small chunk keeps its activations in cache and is faster per utterance than the whole batch);
+the decoder then runs over the whole batch.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -13,11 +21,27 @@ from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus
 #: model that never emits end-of-text costs seconds instead of 448 decoder steps per utterance.
 TOKENS_PER_SECOND_CAP = 8
 TOKEN_MARGIN = 16
+#: Encoder chunk on CPU, measured fastest per utterance on 2 cores (``whisper-ptq-bench perf``).
+CPU_ENCODER_BATCH_SIZE = 2
+
+
+def default_encoder_batch_size(device: str) -> int | None:
+    """Encoder chunk for ``device``: a small one on CPU; None (the whole batch) on accelerators."""
+    return CPU_ENCODER_BATCH_SIZE if device == "cpu" else None
+
+
+def batching(batch_size: int, encoder_batch_size: int | None) -> str:
+    """How utterances are grouped; recorded with every baseline, since batch composition can change
+    what a quantized model outputs (dynamic activation scales are computed over the whole input)."""
+    enc = min(encoder_batch_size or batch_size, batch_size)
+    return f"batch {batch_size} by duration, encoder {enc}"
 
 
 @dataclass
 class FeatureBatches:
-    """Log-mel features of a corpus, split in batches; computed once per (corpus, processor, batch size)."""
+    """Log-mel features of a corpus, split in batches; computed once per (corpus, processor, batch size).
+
+    ``ids`` are in corpus order; ``order`` lists the corpus positions in batch order."""
 
     corpus: str
     ids: list[str]
@@ -25,9 +49,19 @@ class FeatureBatches:
     max_new_tokens: list[int]
     audio_seconds: float
     batch_size: int
+    order: list[int]
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def in_corpus_order(self, texts: list[str]) -> list[str]:
+        """``texts`` given in batch order, returned in corpus order."""
+        if len(texts) != len(self.order):
+            raise ValueError(f"{len(texts)} texts for {len(self.order)} utterances of corpus {self.corpus!r}")
+        out = [""] * len(texts)
+        for position, text in zip(self.order, texts):
+            out[position] = text
+        return out
 
 
 _FEATURE_CACHE: dict[tuple, FeatureBatches] = {}
@@ -41,9 +75,10 @@ def features(processor, corpus: Corpus, batch_size: int) -> FeatureBatches:
     if key in _FEATURE_CACHE:
         return _FEATURE_CACHE[key]
     utts = list(corpus)
+    order = sorted(range(len(utts)), key=lambda i: -len(utts[i].audio))  # stable: ties keep corpus order
     batches, caps = [], []
-    for start in range(0, len(utts), batch_size):
-        chunk = utts[start : start + batch_size]
+    for start in range(0, len(order), batch_size):
+        chunk = [utts[i] for i in order[start : start + batch_size]]
         audio = [u.audio for u in chunk]
         longest = max(len(a) for a in audio) / SAMPLE_RATE
         if longest > 30.0:
@@ -54,7 +89,7 @@ def features(processor, corpus: Corpus, batch_size: int) -> FeatureBatches:
         feats = fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         batches.append(feats)
         caps.append(min(440, int(math.ceil(longest * TOKENS_PER_SECOND_CAP)) + TOKEN_MARGIN))
-    fb = FeatureBatches(corpus.name, [u.id for u in utts], batches, caps, corpus.seconds, batch_size)
+    fb = FeatureBatches(corpus.name, [u.id for u in utts], batches, caps, corpus.seconds, batch_size, order)
     _FEATURE_CACHE[key] = fb
     return fb
 
@@ -64,30 +99,41 @@ def input_dtype(model):
     return model.model.encoder.conv1.weight.dtype
 
 
-def generate_batch(model, generation_config, feats, max_new_tokens: int, device: str = "cpu"):
-    """One greedy ``generate`` call; the bare operation the harness times."""
+def with_cap(generation_config, max_new_tokens: int):
+    """A copy of ``generation_config`` that stops after ``max_new_tokens`` (passing both is deprecated)."""
+    gen = copy.copy(generation_config)
+    gen.max_new_tokens = max_new_tokens
+    return gen
+
+
+def generate_batch(model, generation_config, feats, max_new_tokens: int, device: str = "cpu", encoder_batch_size: int | None = None):
+    """One greedy ``generate`` call over a batch, its encoder run in chunks; the operation the harness times."""
     import torch
 
     with torch.no_grad():  # not inference_mode: some quantized tensors refuse it
-        return model.generate(
-            input_features=feats.to(device=device, dtype=input_dtype(model)),
-            generation_config=generation_config,
-            max_new_tokens=max_new_tokens,
-        )
+        x = feats.to(device=device, dtype=input_dtype(model))
+        kwargs = {"generation_config": with_cap(generation_config, max_new_tokens)}
+        if not encoder_batch_size or encoder_batch_size >= len(x):
+            return model.generate(input_features=x, **kwargs)
+        from transformers.modeling_outputs import BaseModelOutput
+
+        encoder = model.get_encoder()
+        hidden = torch.cat([encoder(x[i : i + encoder_batch_size]).last_hidden_state for i in range(0, len(x), encoder_batch_size)])
+        return model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), **kwargs)
 
 
-def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu") -> list[str]:
+def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu", encoder_batch_size: int | None = None) -> list[str]:
     """Transcribe every batch; returns one text per utterance in corpus order."""
     import torch
 
     torch.manual_seed(0)
     texts: list[str] = []
     for feats, cap in zip(fb.batches, fb.max_new_tokens):
-        ids = generate_batch(model, generation_config, feats, cap, device)
+        ids = generate_batch(model, generation_config, feats, cap, device, encoder_batch_size)
         texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return texts
+    return fb.in_corpus_order(texts)
 
 
 def check_outputs(texts: list[str]) -> str | None:
