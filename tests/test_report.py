@@ -116,6 +116,18 @@ def test_environments_differing_across_shards_are_reported(markdown):
     assert "| torch | **2.5.1** | **2.6.0** |" in env
 
 
+def test_batching_is_stated_and_a_mix_is_flagged(tmp_path):
+    one = {"batching": "batch 8 by duration, encoder 2"}
+    path = _write_results(tmp_path / "a.json", [_entry("tiny.en/real-clean/fp32", one), _entry("tiny.en/real-other/fp32", one)])
+    report.write_report(report.load([path]), tmp_path / "one")
+    text = (tmp_path / "one" / "report.md").read_text(encoding="utf-8")
+    assert "Batching: batch 8 by duration, encoder 2." in text and "different batchings" not in text
+    other = _write_results(tmp_path / "b.json", [_entry("tiny.en/synth-clean/fp32", {"batching": "batch 1 by duration, encoder 1"})])
+    report.write_report(report.load([path, other]), tmp_path / "two")
+    text = (tmp_path / "two" / "report.md").read_text(encoding="utf-8")
+    assert "2 different batchings (batch 1 by duration, encoder 1; batch 8 by duration, encoder 2)" in text
+
+
 # --------------------------------------------------------------------------- bad input: exit 2 and a message
 
 

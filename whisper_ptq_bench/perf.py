@@ -15,10 +15,10 @@ from whisper_ptq_bench.data import load_corpus
 from whisper_ptq_bench.transcribe import (
     FeatureBatches,
     batching,
+    capped,
     default_encoder_batch_size,
     features,
     transcribe,
-    with_cap,
 )
 
 
@@ -58,13 +58,13 @@ def harness_overhead(loaded, fb: FeatureBatches, encoder_batch_size: int | None,
     chunk = encoder_batch_size or fb.batch_size
 
     def bare() -> None:
-        for feats, cap in zip(fb.batches, fb.max_new_tokens):
+        for feats, caps in zip(fb.batches, fb.caps):
             hidden = torch.cat([encoder(feats[i : i + chunk]).last_hidden_state for i in range(0, len(feats), chunk)])
-            model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), generation_config=with_cap(gen, cap))
+            model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), **capped(gen, caps))
 
     def plain() -> None:
-        for feats, cap in zip(fb.batches, fb.max_new_tokens):
-            model.generate(input_features=feats, generation_config=with_cap(gen, cap))
+        for feats, caps in zip(fb.batches, fb.caps):
+            model.generate(input_features=feats, **capped(gen, caps))
 
     def harness() -> None:
         transcribe(model, gen, loaded.processor.tokenizer, fb, "cpu", encoder_batch_size)

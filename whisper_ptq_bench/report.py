@@ -119,6 +119,11 @@ class Case:
         return env if isinstance(env, dict) else {}
 
     @property
+    def batching(self) -> str:
+        batching = self.info.get("batching")
+        return batching if isinstance(batching, str) else ""
+
+    @property
     def scope(self) -> dict:
         scope = self.info.get("scope")
         return scope if isinstance(scope, dict) else {}
@@ -613,6 +618,15 @@ def environment_blocks(results: Results) -> list[Block]:
         blocks.append(Table(headers, rows))
         if len(envs) > 1:
             blocks.append(Bullets([(f"Environment {i + 1}: " + ", ".join(files), []) for i, (_, files) in enumerate(envs)]))
+    batchings = sorted({c.batching for c in results.cases if c.batching})
+    if len(batchings) == 1:
+        blocks.append(Para(f"Batching: {batchings[0]}."))
+    elif batchings:
+        blocks.append(Para(
+            f"⚠ The cases were transcribed with {len(batchings)} different batchings ({'; '.join(batchings)}); "
+            "batch composition changes what dynamically quantized models output.",
+            warn=True,
+        ))
     rows = []
     for shard in results.shards:
         m, commit = shard.machine, shard.commit

@@ -136,6 +136,7 @@ class CaseResult:
     warnings: list[str] = field(default_factory=list)
     baseline_status: str = ""  # "ok", "failed", "missing", "updated"
     environment: dict = field(default_factory=dict)
+    batching: str = ""
 
     def extra_info(self) -> dict:
         info = {
@@ -164,6 +165,7 @@ class CaseResult:
             "warnings": self.warnings,
             "baseline": self.baseline_status,
             "environment": self.environment,
+            "batching": self.batching,
         }
         if self.wer is not None:
             info["wer"] = round(self.wer.wer, 6)
@@ -268,7 +270,7 @@ class Harness:
 
     def _warm_up(self, model, loaded, fb: FeatureBatches) -> None:
         with self.phase("warm-up"):
-            generate_batch(model, loaded.generation_config, fb.batches[0][:1], 4, self.options.device)
+            generate_batch(model, loaded.generation_config, fb.batches[0][:1], [4], self.options.device)
 
     # ------------------------------------------------------------------ quantization
     def calibration(self, model_name: str):
@@ -344,7 +346,9 @@ class Harness:
         loaded = self.model(model_name)
         corpus = self.corpus(corpus_name)
         fb = self.features(model_name, corpus_name)
-        result = CaseResult(case_id, model_name, corpus_name, config, corpus.summary(), environment=self.env)
+        result = CaseResult(
+            case_id, model_name, corpus_name, config, corpus.summary(), environment=self.env, batching=self.options.batching
+        )
         self.results.append(result)
         backend = get_backend(config.backend)
         q = self.quantized(model_name, config)

@@ -17,8 +17,9 @@ import numpy as np
 
 from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus
 
-#: Decoding stops at this many tokens per second of audio (plus a margin), so that a broken quantized
-#: model that never emits end-of-text costs seconds instead of 448 decoder steps per utterance.
+#: Decoding of an utterance stops at this many tokens per second of its audio (plus a margin), so that a
+#: broken quantized model that never emits end-of-text costs seconds instead of 448 decoder steps. The cap
+#: is the utterance's own, not its batch's, so that no transcript depends on the batch it sits in.
 TOKENS_PER_SECOND_CAP = 8
 TOKEN_MARGIN = 16
 #: Encoder chunk on CPU, measured fastest per utterance on 2 cores (``whisper-ptq-bench perf``).
@@ -46,7 +47,7 @@ class FeatureBatches:
     corpus: str
     ids: list[str]
     batches: list  # torch tensors (batch, n_mels, 3000)
-    max_new_tokens: list[int]
+    caps: list[list[int]]  # per batch, each utterance's decoding cap in new tokens
     audio_seconds: float
     batch_size: int
     order: list[int]
@@ -88,10 +89,15 @@ def features(processor, corpus: Corpus, batch_size: int) -> FeatureBatches:
             )
         feats = fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         batches.append(feats)
-        caps.append(min(440, int(math.ceil(longest * TOKENS_PER_SECOND_CAP)) + TOKEN_MARGIN))
+        caps.append([token_cap(len(a) / SAMPLE_RATE) for a in audio])
     fb = FeatureBatches(corpus.name, [u.id for u in utts], batches, caps, corpus.seconds, batch_size, order)
     _FEATURE_CACHE[key] = fb
     return fb
+
+
+def token_cap(seconds: float) -> int:
+    """New tokens an utterance of ``seconds`` may decode before it is cut off as a runaway."""
+    return min(440, int(math.ceil(seconds * TOKENS_PER_SECOND_CAP)) + TOKEN_MARGIN)
 
 
 def input_dtype(model):
@@ -106,13 +112,35 @@ def with_cap(generation_config, max_new_tokens: int):
     return gen
 
 
-def generate_batch(model, generation_config, feats, max_new_tokens: int, device: str = "cpu", encoder_batch_size: int | None = None):
+def capped(generation_config, caps: list[int]) -> dict:
+    """``generate`` keyword arguments that stop each sequence of a batch at its own cap."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class PerSequenceCap(StoppingCriteria):  # transformers caps a whole call only (max_new_tokens)
+        def __init__(self):
+            self.prompt = None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            if self.prompt is None:  # first call: the prompt and one new token
+                self.prompt = input_ids.shape[1] - 1
+            limit = torch.tensor(caps, device=input_ids.device)
+            return (input_ids.shape[1] - self.prompt) >= limit
+
+    return {
+        "generation_config": with_cap(generation_config, max(caps)),
+        "stopping_criteria": StoppingCriteriaList([PerSequenceCap()]),
+    }
+
+
+def generate_batch(model, generation_config, feats, caps: list[int], device: str = "cpu", encoder_batch_size: int | None = None):
     """One greedy ``generate`` call over a batch, its encoder run in chunks; the operation the harness times."""
     import torch
 
     with torch.no_grad():  # not inference_mode: some quantized tensors refuse it
         x = feats.to(device=device, dtype=input_dtype(model))
-        kwargs = {"generation_config": with_cap(generation_config, max_new_tokens)}
+        kwargs = capped(generation_config, caps)
         if not encoder_batch_size or encoder_batch_size >= len(x):
             return model.generate(input_features=x, **kwargs)
         from transformers.modeling_outputs import BaseModelOutput
@@ -128,8 +156,8 @@ def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: 
 
     torch.manual_seed(0)
     texts: list[str] = []
-    for feats, cap in zip(fb.batches, fb.max_new_tokens):
-        ids = generate_batch(model, generation_config, feats, cap, device, encoder_batch_size)
+    for feats, caps in zip(fb.batches, fb.caps):
+        ids = generate_batch(model, generation_config, feats, caps, device, encoder_batch_size)
         texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
