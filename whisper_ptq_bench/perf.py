@@ -34,15 +34,17 @@ class Overhead:
 
 
 def _interleaved(fns: dict, rounds: int) -> dict[str, float]:
-    """Median time of each function, run round by round in turn so that machine load hits all alike."""
+    """Median time of each function, run round by round in turn so that machine load hits all alike;
+    the order rotates every round, so that no function always runs first (or right after another)."""
     import torch
 
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
             with torch.no_grad():
-                fn()
+                fns[name]()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
