@@ -17,6 +17,7 @@ from whisper_ptq_bench.transcribe import (
     batching,
     capped,
     default_encoder_batch_size,
+    encode,
     features,
     transcribe,
 )
@@ -53,16 +54,13 @@ def harness_overhead(loaded, fb: FeatureBatches, encoder_batch_size: int | None,
     """The harness's timed transcription against a bare loop of the same model calls on the same batches
     (encoder chunks, then ``model.generate``), and against plain ``model.generate(input_features=...)``."""
     import torch
-    from transformers.modeling_outputs import BaseModelOutput
 
     model, gen = loaded.model, loaded.generation_config
-    encoder = model.get_encoder()
     chunk = encoder_batch_size or fb.batch_size
 
     def bare() -> None:
         for feats, caps in zip(fb.batches, fb.caps):
-            hidden = torch.cat([encoder(feats[i : i + chunk]).last_hidden_state for i in range(0, len(feats), chunk)])
-            model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), **capped(gen, caps))
+            model.generate(encoder_outputs=encode(model, feats, chunk), **capped(gen, caps))
 
     def plain() -> None:
         for feats, caps in zip(fb.batches, fb.caps):
@@ -80,7 +78,6 @@ def harness_overhead(loaded, fb: FeatureBatches, encoder_batch_size: int | None,
 @dataclass
 class Batching:
     batch_size: int
-    encoder_batch_size: int | None
     batched_s: float
     whole_encoder_s: float
     single_s: float
@@ -105,7 +102,7 @@ def batching_gain(loaded, corpus, batch_size: int, encoder_batch_size: int | Non
 
         return fn
 
-    run("warm-up", features(loaded.processor, corpus, batch_size), encoder_batch_size)()
+    run("warm-up", many, encoder_batch_size)()
     t = _interleaved(
         {"single": run("single", one, None), "batched": run("batched", many, encoder_batch_size), "whole": run("whole", many, None)},
         rounds,
@@ -116,7 +113,7 @@ def batching_gain(loaded, corpus, batch_size: int, encoder_batch_size: int | Non
         for i, a, b in zip(one.ids, texts["single"], texts[name])
         if a != b
     ]
-    return Batching(batch_size, encoder_batch_size, t["batched"], t["whole"], t["single"], sorted(set(changed)))
+    return Batching(batch_size, t["batched"], t["whole"], t["single"], sorted(set(changed)))
 
 
 def work_counts(model: str, corpora: list[str], configs: list[str], max_utterances: int) -> Counter:

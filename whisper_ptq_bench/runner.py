@@ -417,7 +417,7 @@ class Harness:
             "fingerprint": transcript_fingerprint(list(r.transcripts.values())),
             "transcripts": r.transcripts,
             "scope": r.scope_line,
-            "batching": self.options.batching,
+            "batching": r.batching,
         }
 
     def compare(self, r: CaseResult) -> None:
@@ -434,8 +434,7 @@ class Harness:
             )
             return
         obtained = Obtained(
-            r.case_id, r.wer, r.compression, r.speedup, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts,
-            self.options.batching,
+            r.case_id, r.wer, r.compression, r.speedup, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts, r.batching
         )
         same = SameInputCheck().fails(obtained, expected)
         if same:

@@ -118,20 +118,30 @@ def capped(generation_config, caps: list[int]) -> dict:
 
     class PerSequenceCap(StoppingCriteria):  # transformers caps a whole call only (max_new_tokens)
         def __init__(self):
-            self.prompt = None
+            self.prompt, self.limit = None, None
 
         def __call__(self, input_ids, scores, **kwargs):
             import torch
 
             if self.prompt is None:  # first call: the prompt and one new token
                 self.prompt = input_ids.shape[1] - 1
-            limit = torch.tensor(caps, device=input_ids.device)
-            return (input_ids.shape[1] - self.prompt) >= limit
+                self.limit = torch.tensor(caps, device=input_ids.device)
+            return (input_ids.shape[1] - self.prompt) >= self.limit
 
     return {
         "generation_config": with_cap(generation_config, max(caps)),
         "stopping_criteria": StoppingCriteriaList([PerSequenceCap()]),
     }
+
+
+def encode(model, feats, chunk: int):
+    """The encoder's output for a batch of features, computed ``chunk`` utterances at a time."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    encoder = model.get_encoder()
+    hidden = torch.cat([encoder(feats[i : i + chunk]).last_hidden_state for i in range(0, len(feats), chunk)])
+    return BaseModelOutput(last_hidden_state=hidden)
 
 
 def generate_batch(model, generation_config, feats, caps: list[int], device: str = "cpu", encoder_batch_size: int | None = None):
@@ -143,11 +153,7 @@ def generate_batch(model, generation_config, feats, caps: list[int], device: str
         kwargs = capped(generation_config, caps)
         if not encoder_batch_size or encoder_batch_size >= len(x):
             return model.generate(input_features=x, **kwargs)
-        from transformers.modeling_outputs import BaseModelOutput
-
-        encoder = model.get_encoder()
-        hidden = torch.cat([encoder(x[i : i + encoder_batch_size]).last_hidden_state for i in range(0, len(x), encoder_batch_size)])
-        return model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), **kwargs)
+        return model.generate(encoder_outputs=encode(model, x, encoder_batch_size), **kwargs)
 
 
 def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu", encoder_batch_size: int | None = None) -> list[str]:
