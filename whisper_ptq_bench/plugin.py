@@ -49,6 +49,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ptq: a whisper-ptq-bench quantization case")
+    # pytest-xdist registers it when installed; without xdist the mark is inert but must stay known
+    config.addinivalue_line("markers", "xdist_group(name): keep a configuration's cases on one xdist worker")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         import transformers
