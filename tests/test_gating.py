@@ -60,7 +60,7 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     data = json.loads(baselines.read_text())
     assert set(data["cases"]) == {"tiny.en/real-clean/fp32", CASE}
     assert data["cases"]["tiny.en/real-clean/fp32"]["transcripts"] == obtained["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
-    data["tolerances"]["speedup"] = 0.9  # timing on a shared CI machine: only gross slow-downs count here
+    data["tolerances"]["speed"] = 1.5  # timing on a shared CI machine: only gross slow-downs count here
     baselines.write_text(json.dumps(data))
 
     again = run(project, "--ptq-strict-transcripts")  # deterministic: identical transcripts and WER
@@ -71,6 +71,8 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     bad.assert_outcomes(passed=1, failed=1)
     text = bad.stdout.str()
     assert f"{CASE}:" in text and "WER rose" in text and "paired bootstrap 95% CI" in text
+    assert "weights: the weight error of" in text and "model.decoder.layers.0." in text  # the zeroed modules, named
+    assert "output: KL divergence from fp32 rose" in text
     assert "utterances with more errors:" in text
     after = json.loads(baselines.read_text())
     assert after["cases"][CASE] == data["cases"][CASE]  # a failing run never rewrites baselines

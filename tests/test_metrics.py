@@ -49,7 +49,7 @@ def test_bootstrap_of_identical_systems_is_exactly_zero(errors, seed):
     w = e + 5
     iv = paired_bootstrap(e, e, w, seed=seed)
     assert iv.delta == iv.low == iv.high == 0.0
-    assert iv.p_worse == 1.0
+    assert iv.p_value == 1.0
 
 
 @given(st.lists(st.integers(0, 20), min_size=2, max_size=30), st.integers(1, 5))
@@ -59,7 +59,7 @@ def test_bootstrap_interval_contains_the_point_estimate_and_is_seeded(errors, ex
     w = a + 10
     iv = paired_bootstrap(a, b, w, seed=3)
     assert iv.low <= iv.delta <= iv.high
-    assert iv.low > 0 and iv.p_worse == 0.0
+    assert iv.low > 0 and iv.p_value == 0.0
     assert paired_bootstrap(a, b, w, seed=3) == iv
 
 

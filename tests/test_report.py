@@ -181,7 +181,8 @@ def test_markdown_results_table_rows_and_columns(markdown):
     header = _cells(lines[0])
     assert header == [
         "Config", "Library", "Scheme", "Method", "Granularity", "Bits (format)", "WER", "Δ WER vs fp32 (pts)",
-        "95% CI (pts)", "Size (MB)", "Compression", "RTF", "Speed-up", "Verdict",
+        "95% CI (pts)", "Size (MB)", "Compression", "Weight error", "KL vs fp32", "RTF", "Kernel speed-up",
+        "E2E speed-up", "Verdict",
     ]
     rows = {r[0]: r for r in map(_cells, lines[2:])}
     assert list(rows)[0] == "`fp32`"  # fp32 first

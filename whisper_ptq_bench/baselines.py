@@ -14,25 +14,31 @@ from pathlib import Path
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError, ConfigError
 
-SCHEMA = 1
+SCHEMA = 2
 DEFAULT_TOLERANCES = {
     "wer": 0.01,  # absolute WER (0.01 = one point) a case may rise before the bootstrap is asked
-    "alpha": 0.05,  # one-sided significance level of the paired bootstrap
-    "speedup": 0.4,  # relative drop of the speed-up over fp32 tolerated (timings on shared CPUs are noisy)
+    "alpha": 0.05,  # one-sided significance level of the paired bootstraps (WER, output)
+    "broken": 0.2,  # a baseline this far above fp32's WER is broken: its WER warns instead of failing
+    "weight": 0.01,  # relative change of a module's dequantized-weight error tolerated
+    "kl": 0.05,  # relative rise of the teacher-forced KL divergence from fp32 tolerated
+    "nll": 0.002,  # absolute rise (nats per token) of the reference negative log-likelihood tolerated
+    "speed": 0.2,  # slowdown on the fixed workload the speed check exists to catch (fails beyond half of it)
     "compression": 0.0005,  # absolute drop of the compression fraction tolerated (serialization jitter)
 }
-TOP_KEYS = {"schema", "tolerances", "environments", "cases"}
-CASE_KEYS = {
-    "wer", "words", "compression", "size_bytes", "speedup", "rtf", "corpus_hash", "model_fingerprint",
-    "fingerprint", "transcripts", "environment", "tolerances", "scope", "batching",
+TOP_KEYS = {"schema", "tolerances", "environments", "profiles", "cases"}
+PORTABLE_KEYS = {
+    "wer", "words", "compression", "size_bytes", "corpus_hash", "model_fingerprint", "fingerprint", "transcripts",
+    "environment", "tolerances", "scope", "batching", "weights", "output", "fp32_wer", "profiles",
 }
-REQUIRED_CASE_KEYS = {"wer", "compression", "speedup", "corpus_hash", "fingerprint", "transcripts", "environment"}
-_ROUND = {"wer": 6, "compression": 5, "speedup": 3, "rtf": 4}
+PROFILE_KEYS = {"speed", "rtf", "speedup", "environment", "output", "wer", "words", "transcripts", "fingerprint"}
+REQUIRED_CASE_KEYS = {"compression", "corpus_hash", "environment", "weights"}
+_ROUND = {"wer": 6, "fp32_wer": 6, "compression": 5, "speedup": 3, "rtf": 4}
 
 
 def split_case_id(case_id: str) -> tuple[str, str, QuantConfig]:
-    """``{model}/{corpus}/{config id}`` -> parts; the config id must parse."""
-    parts = case_id.split("/")
+    """``{model}/{corpus}/{config id}`` -> parts. The model may hold ``/`` (hub ids, paths); corpus and
+    config ids never do, so the id splits from the right. The config id must parse."""
+    parts = case_id.rsplit("/", 2)
     if len(parts) != 3 or not all(parts):
         raise BaselineError(f"case id {case_id!r} is not of the form '{{model}}/{{corpus}}/{{config id}}'")
     try:
@@ -40,6 +46,11 @@ def split_case_id(case_id: str) -> tuple[str, str, QuantConfig]:
     except ConfigError as err:
         raise BaselineError(f"case id {case_id!r} matches no configuration: {err}") from None
     return parts[0], parts[1], config
+
+
+def case_id(model: str, corpus: str, config: QuantConfig) -> str:
+    """The one way a case id is written (the inverse of ``split_case_id``)."""
+    return f"{model}/{corpus}/{config.id}"
 
 
 def _no_constants(name: str):
@@ -67,7 +78,13 @@ def validate(data, path: Path | str = "baselines.json") -> None:
     if not isinstance(data, dict):
         raise BaselineError(f"{path}: the top level must be an object")
     if data.get("schema") != SCHEMA:
-        raise BaselineError(f"{path}: schema version {data.get('schema')!r} is not supported (this suite reads schema {SCHEMA})")
+        hint = (
+            " (schema 1 kept no weight, output or per-machine speed baselines: record them with "
+            "--ptq-update-baselines)" if data.get("schema") == 1 else ""
+        )
+        raise BaselineError(
+            f"{path}: schema version {data.get('schema')!r} is not supported (this suite reads schema {SCHEMA}){hint}"
+        )
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise BaselineError(f"{path}: unknown top-level keys {sorted(unknown)} (allowed: {sorted(TOP_KEYS)})")
@@ -78,29 +95,79 @@ def validate(data, path: Path | str = "baselines.json") -> None:
     cases = data.get("cases", {})
     if not isinstance(cases, dict):
         raise BaselineError(f"{path}: 'cases' must be an object")
-    for case_id, entry in cases.items():
-        split_case_id(case_id)
-        where = f"{path}: case {case_id!r}"
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise BaselineError(f"{path}: 'profiles' must be an object")
+    for cid, entry in cases.items():
+        split_case_id(cid)
+        where = f"{path}: case {cid!r}"
         if not isinstance(entry, dict):
             raise BaselineError(f"{where} must be an object")
-        unknown = set(entry) - CASE_KEYS
-        if unknown:
-            raise BaselineError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(CASE_KEYS)})")
+        _check_fields(entry, PORTABLE_KEYS, where)
         missing = REQUIRED_CASE_KEYS - set(entry)
         if missing:
             raise BaselineError(f"{where}: missing keys {sorted(missing)}")
-        for key in ("wer", "compression", "speedup"):
-            value = entry[key]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise BaselineError(f"{where}: {key} must be a finite number, not {value!r}")
-        if not isinstance(entry["transcripts"], dict) or not all(isinstance(v, str) for v in entry["transcripts"].values()):
-            raise BaselineError(f"{where}: transcripts must map utterance ids to text")
-        for key in ("batching", "scope", "corpus_hash", "fingerprint"):
-            if key in entry and not isinstance(entry[key], str):
-                raise BaselineError(f"{where}: {key} must be a string, not {entry[key]!r}")
         if entry["environment"] not in envs:
             raise BaselineError(f"{where}: environment {entry['environment']!r} is not among 'environments'")
         _check_tolerances(entry.get("tolerances", {}), f"{where}: tolerances")
+        parts = entry.get("profiles", {})
+        if not isinstance(parts, dict):
+            raise BaselineError(f"{where}: profiles must be an object")
+        for key, part in parts.items():
+            pwhere = f"{where}: profile {key!r}"
+            if key not in profiles:
+                raise BaselineError(f"{pwhere} is not among the top-level 'profiles'")
+            if not isinstance(part, dict):
+                raise BaselineError(f"{pwhere} must be an object")
+            _check_fields(part, PROFILE_KEYS, pwhere)
+            if part.get("environment") not in envs:
+                raise BaselineError(f"{pwhere}: environment {part.get('environment')!r} is not among 'environments'")
+
+
+def _number(value, where: str, key: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise BaselineError(f"{where}: {key} must be a finite number, not {value!r}")
+
+
+def _check_fields(entry: dict, allowed: set[str], where: str) -> None:
+    unknown = set(entry) - allowed
+    if unknown:
+        raise BaselineError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
+    for key in ("wer", "compression", "rtf", "speedup", "fp32_wer"):
+        if key in entry:
+            _number(entry[key], where, key)
+    if "transcripts" in entry and (
+        not isinstance(entry["transcripts"], dict) or not all(isinstance(v, str) for v in entry["transcripts"].values())
+    ):
+        raise BaselineError(f"{where}: transcripts must map utterance ids to text")
+    for key in ("batching", "scope", "corpus_hash", "fingerprint", "model_fingerprint", "environment"):
+        if key in entry and not isinstance(entry[key], str):
+            raise BaselineError(f"{where}: {key} must be a string, not {entry[key]!r}")
+    weights = entry.get("weights", {})
+    if not isinstance(weights, dict):
+        raise BaselineError(f"{where}: weights must map module names to [relative error, format]")
+    for name, value in weights.items():
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
+            raise BaselineError(f"{where}: weights[{name!r}] must be [relative error or null, format], not {value!r}")
+        _number(value[0], where, f"weights[{name!r}] error", allow_none=True)
+    if "output" in entry:
+        out = entry["output"]
+        if not isinstance(out, dict) or not isinstance(out.get("per_utterance"), dict):
+            raise BaselineError(f"{where}: output must hold per_utterance {{id: [kl, top1, nll]}}")
+        for utt, triple in out["per_utterance"].items():
+            if not (isinstance(triple, list) and len(triple) == 3):
+                raise BaselineError(f"{where}: output per_utterance[{utt!r}] must be [kl, top1, nll]")
+            for value in triple:
+                _number(value, where, f"output per_utterance[{utt!r}]")
+    if "speed" in entry:
+        speed = entry["speed"]
+        if not isinstance(speed, dict) or "cost" not in speed:
+            raise BaselineError(f"{where}: speed must hold the relative cost on the fixed workload ('cost')")
+        _number(speed["cost"], where, "speed cost")
+        if speed["cost"] <= 0:
+            raise BaselineError(f"{where}: speed cost must be positive, not {speed['cost']!r}")
 
 
 def _check_tolerances(tol, where: str) -> None:
@@ -114,7 +181,7 @@ def _check_tolerances(tol, where: str) -> None:
 
 
 def empty() -> dict:
-    return {"schema": SCHEMA, "tolerances": dict(DEFAULT_TOLERANCES), "environments": {}, "cases": {}}
+    return {"schema": SCHEMA, "tolerances": dict(DEFAULT_TOLERANCES), "environments": {}, "profiles": {}, "cases": {}}
 
 
 def load(path: Path) -> dict:
@@ -145,11 +212,34 @@ def env_key(env: dict) -> str:
     return "env-" + hashlib.sha256(blob).hexdigest()[:10]
 
 
+def _sig(x, digits: int = 6):
+    """``x`` to ``digits`` significant digits (baselines stay readable and diff-friendly)."""
+    if not isinstance(x, float) or x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{digits}g}")
+
+
 def _round(entry: dict) -> dict:
     out = dict(entry)
     for key, digits in _ROUND.items():
         if key in out and isinstance(out[key], float):
             out[key] = round(out[key], digits)
+    if "weights" in out:
+        out["weights"] = {m: [_sig(e), f] for m, (e, f) in out["weights"].items()}
+    if "output" in out:
+        o = out["output"]
+        out["output"] = {
+            **{k: _sig(v) for k, v in o.items() if k != "per_utterance"},
+            "per_utterance": {u: [_sig(x) for x in v] for u, v in o["per_utterance"].items()},
+        }
+    if "speed" in out:
+        sp = out["speed"]
+        out["speed"] = {
+            "cost": round(sp["cost"], 4),
+            "ci95": [round(x, 4) for x in sp["ci95"]],
+            "rounds": sp["rounds"],
+            "workload": sp.get("workload", ""),
+        }
     return out
 
 
@@ -158,19 +248,31 @@ def dumps(data: dict) -> str:
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def merge(data: dict, entries: Iterable[tuple[str, dict, dict]]) -> dict:
-    """Put (case id, entry, environment) into ``data``; other cases stay untouched; unused environments go."""
+def merge(data: dict, entries: Iterable[tuple]) -> dict:
+    """Put (case id, portable part, profile part, environment, (profile key, profile)) into ``data``.
+
+    The portable part replaces the case's portable fields; the profile part replaces that profile's
+    entry and leaves other profiles' entries alone; hand-set per-case tolerances survive. Unused
+    environments and profiles are dropped."""
     data = json.loads(json.dumps(data))  # deep copy
-    for case_id, entry, env in entries:
+    data.setdefault("profiles", {})
+    for cid, portable, bound, env, (pkey, prof) in entries:
         key = env_key(env)
         data.setdefault("environments", {})[key] = env
-        old = data.setdefault("cases", {}).get(case_id, {})
-        new = _round({**entry, "environment": key})
-        if "tolerances" in old:  # hand-set per-case tolerances survive an update
+        data["profiles"][pkey] = prof
+        old = data.setdefault("cases", {}).get(cid, {})
+        new = _round({**portable, "environment": key})
+        if "tolerances" in old:
             new["tolerances"] = old["tolerances"]
-        data["cases"][case_id] = new
-    used = {c["environment"] for c in data["cases"].values()}
+        profiles = dict(old.get("profiles", {}))
+        profiles[pkey] = _round({**bound, "environment": key})
+        new["profiles"] = profiles
+        data["cases"][cid] = new
+    cases = data["cases"].values()
+    used = {c["environment"] for c in cases} | {p["environment"] for c in cases for p in c.get("profiles", {}).values()}
     data["environments"] = {k: v for k, v in data["environments"].items() if k in used}
+    used_profiles = {k for c in cases for k in c.get("profiles", {})}
+    data["profiles"] = {k: v for k, v in data["profiles"].items() if k in used_profiles}
     return data
 
 

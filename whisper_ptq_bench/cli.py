@@ -1,6 +1,7 @@
 """The ``whisper-ptq-bench`` command line.
 
     whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
+    whisper-ptq-bench drill [NAME...] [--list] [--model M] [--corpus C] [--baselines B] [--json FILE]
     whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--encoder-batch-size E] [--rounds R]
 
 Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
@@ -54,7 +55,32 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument("--encoder-batch-size", type=_positive, default=None,
                       help="utterances per encoder call inside a batch. Default: 2 (the CPU default)")
     perf.add_argument("--rounds", type=_positive, default=3, help="timed rounds per measurement. Default: %(default)s")
+    perf.add_argument("--speed-trials", type=_positive, default=None, metavar="N",
+                      help="instead: measure the speed check's false-alarm rate (N A/A trials) and its detection of a "
+                      "20%% slowdown (N trials) on --speed-config")
+    perf.add_argument("--speed-config", default="hqq.w-int4.g64.asym", help="configuration of --speed-trials. Default: %(default)s")
     perf.set_defaults(func=_perf)
+
+    drill = commands.add_parser(
+        "drill",
+        help="inject known kinds of dependency regressions into the real libraries and show what the gate catches",
+        description="For each regression of the catalogue: patch it into the library in-process, run the cases it "
+        "should turn red against the baselines (after an unpatched control run of the same cases) and print "
+        "regression, case, verdict, the check that caught it and its message. Exit 1 if any regression was missed.",
+    )
+    drill.add_argument("names", nargs="*", metavar="NAME", help="regressions to run. Default: the whole catalogue")
+    drill.add_argument("--list", action="store_true", help="list the catalogue and exit")
+    drill.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
+    drill.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
+    drill.add_argument("--max-utterances", type=_positive, default=40,
+                       help="utterances, as in the main job (the baselines must match). Default: %(default)s")
+    drill.add_argument("--baselines", default="baselines.json", help="baselines file. Default: %(default)s")
+    drill.add_argument("--per-regression", type=_positive, default=1,
+                       help="configurations run per regression (its first N). Default: %(default)s")
+    drill.add_argument("--rounds", type=_positive, default=6,
+                       help="speed rounds per case (the main job judges 2 cases x 3 rounds). Default: %(default)s")
+    drill.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    drill.set_defaults(func=_drill)
     return parser
 
 
@@ -73,10 +99,40 @@ def _perf(args: argparse.Namespace) -> int:
     from whisper_ptq_bench.errors import BenchError
 
     try:
-        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.encoder_batch_size, args.rounds)
+        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.encoder_batch_size, args.rounds,
+                         args.speed_trials or 0, args.speed_config)
     except BenchError as err:
         print(f"{PROG} perf: error: {err}", file=sys.stderr)
         return 2
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from whisper_ptq_bench import drill
+    from whisper_ptq_bench.errors import BenchError
+    from whisper_ptq_bench.runner import Options
+
+    if args.list:
+        for reg in drill.CATALOGUE:
+            print(f"{reg.name:30s} {reg.kind:22s} {reg.library:15s} {reg.configs[0]:40s} {reg.models_on}")
+        return 0
+    try:
+        regressions = drill.select(args.names)
+    except ValueError as err:
+        print(f"{PROG} drill: error: {err}", file=sys.stderr)
+        return 2
+    options = Options(models=[args.model], corpora=[args.corpus], max_utterances=args.max_utterances,
+                      rounds=args.rounds, baselines_path=Path(args.baselines))
+    try:
+        rows = drill.run(regressions, options, per_regression=args.per_regression,
+                         echo=lambda line: print(line, file=sys.stderr, flush=True))
+    except BenchError as err:
+        print(f"{PROG} drill: error: {err}", file=sys.stderr)
+        return 2
+    print(drill.table(rows))
+    if args.json:
+        drill.write_json(rows, Path(args.json))
+    caught, judged = drill.score(rows)
+    return 0 if judged and caught == judged else 1
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -98,11 +98,11 @@ class Interval:
     delta: float
     low: float
     high: float
-    p_worse: float  # fraction of resamples in which b is not worse than a (a one-sided p-value for "b worse")
+    p_value: float  # fraction of resamples in which b is not worse than a (a one-sided p-value for "b worse")
     resamples: int
 
     def as_dict(self) -> dict:
-        return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_worse, "resamples": self.resamples}
+        return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_value, "resamples": self.resamples}
 
 
 def paired_bootstrap(

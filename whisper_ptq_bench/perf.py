@@ -141,13 +141,14 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
         patched.append((type(backend), type(backend).quantize))
         type(backend).quantize = counting("quantizations", type(backend).quantize)
     reference_runs = Counter()
-    original_store = Harness._store_reference
+    original_transcribe = Harness._transcribe
 
-    def store(self, model_name, corpus_name, texts, seconds):
-        reference_runs[corpus_name] += 1
-        return original_store(self, model_name, corpus_name, texts, seconds)
+    def transcribe_counted(self, model, loaded, fb, phase):
+        if phase == "reference":
+            reference_runs[fb.corpus] += 1
+        return original_transcribe(self, model, loaded, fb, phase)
 
-    Harness._store_reference = store
+    Harness._transcribe = transcribe_counted
     try:
         harness = Harness(Options(models=[model], corpora=corpora, max_utterances=max_utterances, update_baselines=True))
         for config in configs:
@@ -157,21 +158,95 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
         counts["cases"] = len(harness.results)
     finally:
         models.load, runner.features = real_load, real_features
-        Harness._store_reference = original_store
+        Harness._transcribe = original_transcribe
         for cls, fn in patched:
             cls.quantize = fn
     return counts
 
 
+@dataclass
+class SpeedTrials:
+    config: str
+    baseline_cost: float
+    same: list[str]  # per A/A trial: "pass", "fail" or "not judged"
+    slowed: list[str]  # per trial with the injected slowdown
+    slowdown: float
+
+    @staticmethod
+    def rate(outcomes: list[str], what: str) -> str:
+        judged = [o for o in outcomes if o != "not judged"]
+        n = sum(1 for o in judged if o == what)
+        return f"{n}/{len(judged)} ({n / len(judged):.0%})" if judged else "none judged"
+
+
+def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 6, slowdown: float = 0.2) -> SpeedTrials:
+    """The speed check's error rates on this machine: a baseline measurement, then ``trials`` A/A measurements
+    (nothing changed) and ``trials`` measurements of the same configuration made ``slowdown`` slower (a busy
+    wait after each of its workload runs, proportional to that run), alternating, each judged by SpeedCheck."""
+    import copy
+
+    from whisper_ptq_bench import fidelity as fd
+    from whisper_ptq_bench import scope as sc
+    from whisper_ptq_bench.backends import get_backend
+    from whisper_ptq_bench.checks import SpeedCheck
+    from whisper_ptq_bench.models import load
+    from whisper_ptq_bench.runner import Options
+    from whisper_ptq_bench.speed import interleaved
+
+    loaded = load(model_name)
+    config = QuantConfig.from_id(config_id)
+    backend = get_backend(config.backend)
+    quantized = backend.quantize(copy.deepcopy(loaded.model), config, sc.select(loaded.model), "cpu", None).eval()
+    options = Options(models=[model_name], corpora=[])
+    corpus = load_corpus(options.calibration_corpus)
+    fb = features(loaded.processor, corpus, 1)
+    tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
+    work = fd.Workload.build(fb, tokens, 1, options.workload_steps)
+
+    def fp32() -> None:
+        work.run(loaded.model, "cpu")
+
+    def same() -> None:
+        work.run(quantized, "cpu")
+
+    def slowed() -> None:
+        start = time.perf_counter()
+        work.run(quantized, "cpu")
+        until = time.perf_counter() + (time.perf_counter() - start) * slowdown
+        while time.perf_counter() < until:
+            pass
+
+    def judge(timing, baseline) -> str:
+        if not timing.steady:
+            return "not judged"
+        from whisper_ptq_bench.checks import Obtained
+
+        obtained = Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
+        return "fail" if SpeedCheck(0.2).fails(obtained, {"speed": baseline}) else "pass"
+
+    baseline = interleaved(fp32, same, rounds).as_dict()
+    result = SpeedTrials(config_id, baseline["cost"], [], [], slowdown)
+    for _ in range(trials):
+        result.same.append(judge(interleaved(fp32, same, rounds), baseline))
+        result.slowed.append(judge(interleaved(fp32, slowed, rounds), baseline))
+    return result
+
+
 def main(
     model: str = "tiny.en", corpus: str = "real-clean", max_utterances: int = 40, batch_size: int = 8,
-    encoder_batch_size: int | None = None, rounds: int = 3,
+    encoder_batch_size: int | None = None, rounds: int = 3, speed_trials_n: int = 0, speed_config: str = "hqq.w-int4.g64.asym",
 ) -> int:
     import transformers
 
     from whisper_ptq_bench.models import load
 
     transformers.logging.set_verbosity_error()
+    if speed_trials_n:
+        t = speed_trials(model, speed_config, speed_trials_n)
+        print(f"speed check on {t.config} ({t.baseline_cost:.3f} of fp32's time at baseline), {speed_trials_n} trials each: "
+              f"A/A false alarms {t.rate(t.same, 'fail')}, {t.slowdown:.0%} slowdown caught {t.rate(t.slowed, 'fail')}; "
+              f"not judged (machine disturbed): {t.same.count('not judged') + t.slowed.count('not judged')}")
+        return 0
     loaded = load(model)
     data = load_corpus(corpus, max_utterances)
     chunk = encoder_batch_size or default_encoder_batch_size("cpu")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from whisper_ptq_bench.errors import BenchError
+from whisper_ptq_bench.machine import describe
 
 _HARNESS = pytest.StashKey["object"]()
 _ROWS = pytest.StashKey[list]()
@@ -34,8 +35,10 @@ def pytest_addoption(parser):
         help="utterances per generate() call, grouped by duration. Default: %(default)r")
     add("--ptq-encoder-batch-size", type=int, default=None,
         help="utterances per encoder call inside a batch. Default: 2 on CPU, the whole batch on CUDA")
-    add("--ptq-rounds", type=int, default=1,
-        help="timed transcriptions of the corpus per case (after an untimed warm-up). Default: %(default)r")
+    add("--ptq-rounds", type=int, default=3,
+        help="timed rounds of the fixed speed workload per case, each paired with an fp32 round (after an untimed "
+        "warm-up pair in a configuration's first case); pytest-benchmark's statistics are the configuration's rounds; "
+        "the speed check judges the rounds of all cases of the configuration so far. Default: %(default)r")
     add("--ptq-device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present). Default: %(default)r")
     add("--ptq-scope", default=",".join(("model.encoder.layers.*", "model.decoder.layers.*")),
         help="fnmatch patterns of the nn.Linear modules to quantize. Default: %(default)r")
@@ -172,7 +175,8 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     rows = [_row(r) for r in harness.results]
     summary = {"rows": rows, "lines": lines, "phases": dict(harness.phases), "env": harness.env, "diff": _env_diff(harness),
-               "batching": harness.options.batching}
+               "batching": harness.options.batching,
+               "profile": f"{harness.profile} = {describe(harness.machine)}{_profile_known(harness)}"}
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the rows to the controller
         config.workeroutput["ptq_summary"] = json.dumps(summary)
     else:
@@ -184,6 +188,19 @@ def pytest_testnodedown(node, error):
     output = getattr(node, "workeroutput", {}) or {}
     if "ptq_summary" in output:
         node.config.stash[_ROWS].append(json.loads(output["ptq_summary"]))
+
+
+def _profile_known(harness) -> str:
+    try:
+        known = harness.baselines().get("profiles", {})
+    except BenchError:
+        return ""
+    if harness.profile in known:
+        return " (baselines hold this profile)"
+    return (
+        f" (NEW: the baselines hold {len(known)} other profile(s); speed and activation-quantized outputs were not "
+        "compared; record this profile with --ptq-update-baselines)"
+    )
 
 
 def _env_diff(harness) -> list[str]:
@@ -200,18 +217,28 @@ def _env_diff(harness) -> list[str]:
 
 
 def _row(r) -> dict:
+    from whisper_ptq_bench.runner import _mean_weight_error
+
     return {
         "case": r.case_id,
         "wer": None if r.wer is None else r.wer.wer,
         "delta": None if r.delta is None else [r.delta["delta"], *r.delta["ci95"]],
         "size_mb": r.serialized_bytes / 1e6,
         "compression": r.compression,
+        "weight_error": _mean_weight_error(r.weights),
+        "kl": None if r.output is None else r.output["kl"],
+        "kernel": None if r.speed is None else 1 / r.speed["cost"],
         "speedup": r.speedup,
-        "rtf": r.rtf,
-        "verdict": "FAIL" if r.failures else ("warn" if r.warnings else "ok"),
+        "verdict": {"error": "ERROR", "fail": "FAIL"}.get(r.verdict, "warn" if r.warnings else "ok"),
         "baseline": r.baseline_status,
-        "changed": len(r.changed_vs_fp32),
+        "error": r.error,
+        "notes": r.notes,
+        "library_warnings": r.library_warnings,
     }
+
+
+def _fmt(value, spec: str, width: int) -> str:
+    return f"{'-':>{width}s}" if value is None else f"{value:{width}{spec}}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -221,21 +248,50 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("whisper-ptq-bench summary")
-    header = f"{'case':58s} {'WER':>7s} {'dWER vs fp32 [95% CI]':>26s} {'MB':>7s} {'compr':>6s} {'speed-up':>8s} {'RTF':>6s}  verdict"
-    tr.write_line(header)
+    tr.write_line(
+        f"{'case':58s} {'WER':>7s} {'dWER vs fp32 [95% CI]':>24s} {'MB':>6s} {'compr':>6s} {'w-err':>7s} {'KL':>8s} "
+        f"{'kernel':>7s} {'e2e':>6s}  verdict"
+    )
     for row in sorted(rows, key=lambda r: r["case"]):
-        wer = "-" if row["wer"] is None else f"{row['wer']:.2%}"
         delta = "-" if row["delta"] is None else "{:+.2f} [{:+.2f},{:+.2f}]".format(*[x * 100 for x in row["delta"]])
+        kernel = "-" if row["kernel"] is None else f"{row['kernel']:.2f}x"
+        e2e = "-" if row["wer"] is None else f"{row['speedup']:.2f}x"
         tr.write_line(
-            f"{row['case'][:58]:58s} {wer:>7s} {delta:>26s} {row['size_mb']:7.1f} {row['compression']:6.1%} "
-            f"{row['speedup']:7.2f}x {row['rtf']:6.3f}  {row['verdict']} ({row['baseline'] or 'not run'})"
+            f"{row['case'][:58]:58s} {_fmt(None if row['wer'] is None else row['wer'] * 100, '.2f', 7)} {delta:>24s} "
+            f"{row['size_mb']:6.1f} {row['compression']:6.1%} {_fmt(row['weight_error'], '.4f', 7)} {_fmt(row['kl'], '.5f', 8)} "
+            f"{kernel:>7s} {e2e:>6s}  {row['verdict']} ({row['baseline'] or 'not run'})"
         )
+    tr.write_line(
+        "WER in %; w-err: mean relative error of the dequantized weights; KL: teacher-forced divergence from fp32 "
+        "(nats/token); kernel: speed-up over fp32 on the fixed workload (gated, per machine profile); e2e: end-to-end "
+        "speed-up (reported only)"
+    )
+    for row in sorted(rows, key=lambda r: r["case"]):
+        if row.get("error"):
+            tr.write_line(f"ERROR {row['case']}: {row['error']}")
+    notes = sorted({f"{row['case']}: {n}" for row in rows for n in row.get("notes", [])})
+    if notes:
+        tr.write_line(f"{len(notes)} case(s) with checks not compared:")
+        for n in notes[:20]:
+            tr.write_line(f"  {n}")
+        if len(notes) > 20:
+            tr.write_line(f"  ... and {len(notes) - 20} more")
+    radar: dict[str, list[str]] = {}
+    for row in rows:
+        for w in row.get("library_warnings", []):
+            radar.setdefault(w, []).append(row["case"])
+    if radar:
+        tr.write_line(f"library warnings during the cases ({len(radar)} distinct; the next upgrade's breakage):")
+        for w, cases in sorted(radar.items()):
+            tr.write_line(f"  [{len(cases)} case(s)] {w}")
     phases: dict[str, float] = {}
     for s in summaries:
         for name, seconds in s["phases"].items():
             phases[name] = phases.get(name, 0.0) + seconds
     for batching in sorted({s["batching"] for s in summaries if s.get("batching")}):
         tr.write_line(f"batching: {batching}")
+    for prof in sorted({s["profile"] for s in summaries if s.get("profile")}):
+        tr.write_line(f"machine profile: {prof}")
     if phases:
         tr.write_line("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])))
     diffs = sorted({d for s in summaries for d in s["diff"]})

@@ -109,6 +109,24 @@ class Case:
         return _number(self.info.get("speedup_vs_fp32"))
 
     @property
+    def kernel_speedup(self) -> float | None:
+        """Speed-up over fp32 on the fixed workload, interleaved rounds (the gated speed)."""
+        return _number(self.info.get("kernel_speedup_vs_fp32"))
+
+    @property
+    def weight_error(self) -> float | None:
+        return _number(self.info.get("weight_error_mean"))
+
+    @property
+    def kl(self) -> float | None:
+        output = self.info.get("output")
+        return _number(output.get("kl")) if isinstance(output, dict) else None
+
+    @property
+    def library_warnings(self) -> list[str]:
+        return _strings(self.info.get("library_warnings"))
+
+    @property
     def delta(self) -> dict:
         delta = self.info.get("wer_delta_vs_fp32")
         return delta if isinstance(delta, dict) else {}
@@ -507,13 +525,17 @@ def results_table(cases: Sequence[Case], sort: str = "config") -> Table:
             ci_cell,
             _num(fmt_num(c.size_mb, ".2f")),
             _num(fmt_pct(c.info.get("compression"), 1)),
+            _num(fmt_pct(c.weight_error, 2)),
+            _num(fmt_num(c.kl, ".4f")),
             _num(fmt_num(c.info.get("rtf"), ".3g")),
+            _num(fmt_num(c.kernel_speedup, ".2f", "×")),
             _num(fmt_num(c.speedup, ".2f", "×")),
             _verdict_cell(c),
         ])
     headers = [
         "Config", "Library", "Scheme", "Method", "Granularity", "Bits (format)", "WER",
-        "Δ WER vs fp32 (pts)", "95% CI (pts)", "Size (MB)", "Compression", "RTF", "Speed-up", "Verdict",
+        "Δ WER vs fp32 (pts)", "95% CI (pts)", "Size (MB)", "Compression", "Weight error", "KL vs fp32",
+        "RTF", "Kernel speed-up", "E2E speed-up", "Verdict",
     ]
     return Table(headers, rows)
 
@@ -667,6 +689,16 @@ def changes_blocks(results: Results) -> list[Block]:
         blocks.append(Bullets([(c.case_id, c.warnings) for c in warned], code=True))
     else:
         blocks.append(Para("No warnings."))
+    radar: dict[str, list[str]] = {}
+    for c in results.cases:
+        for w in c.library_warnings:
+            radar.setdefault(w, []).append(c.case_id)
+    blocks.append(Heading(3, "Library warnings (the next upgrade's breakage)"))
+    if radar:
+        blocks.append(Bullets([(w, [f"{len(ids)} case(s): " + ", ".join(ids[:4]) + (" ..." if len(ids) > 4 else "")])
+                               for w, ids in sorted(radar.items())], code=False))
+    else:
+        blocks.append(Para("The quantization stack emitted no warning during the cases."))
     return blocks
 
 
@@ -680,6 +712,8 @@ def failed_blocks(results: Results) -> list[Block]:
             items.append((c.case_id, [f"failed {len(c.failures) or 1} baseline check(s), see above ({c.source})"]))
             continue
         known = [f"errored before it was measured (no WER recorded; from {c.source}, benchmark {c.name})"]
+        if isinstance(c.info.get("error"), str) and c.info["error"]:
+            known.append(c.info["error"])
         median = _number(c.stats.get("median"))
         if median is not None:
             known.append(f"timed transcription median {median:.3g} s over {c.stats.get('rounds', '?')} round(s)")

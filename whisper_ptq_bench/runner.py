@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from whisper_ptq_bench import baselines as bl
+from whisper_ptq_bench import fidelity as fd
+from whisper_ptq_bench import gate, machine
 from whisper_ptq_bench import scope as sc
+from whisper_ptq_bench import speed as sp
 from whisper_ptq_bench.backends import get_backend
-from whisper_ptq_bench.checks import Obtained, SameInputCheck, TranscriptCheck, checks_for
+from whisper_ptq_bench.checks import Obtained
 from whisper_ptq_bench.configs import REFERENCE, QuantConfig
 from whisper_ptq_bench.data import load_corpus
 from whisper_ptq_bench.errors import BenchError
@@ -33,11 +36,9 @@ from whisper_ptq_bench.transcribe import (
     FeatureBatches,
     batching,
     check_outputs,
+    decode,
     default_encoder_batch_size,
     features,
-    generate_batch,
-    logits_finite,
-    transcribe,
 )
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class Options:
     batch_size: int = 8
     encoder_batch_size: int | None = None  # None: default_encoder_batch_size(device)
     max_utterances: int | None = None
-    rounds: int = 1
+    rounds: int = 3  # interleaved (fp32, configuration) rounds per case; a configuration's cases pool them
+    workload_steps: int = 16  # KV-cached decoder steps of the fixed workload
     device: str = "cpu"
     scope: tuple[str, ...] = sc.DEFAULT_SCOPE
     scope_exclude: tuple[str, ...] = ()
@@ -100,14 +102,20 @@ class Quantized:
     scope: sc.ScopeReport | None = None
     serialized_bytes: int = 0
     tensor_bytes: int = 0
+    weights: dict = field(default_factory=dict)  # module -> [relative error of the dequantized weight, format]
     error: str | None = None
 
 
 @dataclass
 class Reference:
+    """fp32 on one corpus: transcripts, WER, end-to-end seconds, and the encoder outputs per batch that the
+    teacher-forced comparison reuses."""
+
     texts: list[str]
     seconds: float
     wer: WerResult
+    encoded: list
+    scored: list | None = None  # fp32 teacher-forced log-probabilities at the scored positions (fidelity.py)
 
 
 @dataclass
@@ -119,9 +127,8 @@ class CaseResult:
     corpus_summary: dict
     wer: WerResult | None = None
     delta: dict | None = None  # paired bootstrap vs fp32 in this session
-    seconds: float = 0.0
-    rounds: list[float] = field(default_factory=list)
-    speedup: float = 1.0
+    seconds: float = 0.0  # end-to-end: encoder over the corpus + greedy decoding
+    speedup: float = 1.0  # end-to-end, against fp32's end-to-end time in this session (reported, not gated)
     rtf: float = 0.0
     serialized_bytes: int = 0
     tensor_bytes: int = 0
@@ -132,11 +139,25 @@ class CaseResult:
     scope_line: str = ""
     transcripts: dict[str, str] = field(default_factory=dict)
     changed_vs_fp32: list[str] = field(default_factory=list)
+    weights: dict = field(default_factory=dict)
+    output: dict | None = None
+    speed: dict | None = None
+    fp32_wer: float | None = None
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    baseline_status: str = ""  # "ok", "failed", "missing", "updated"
+    notes: list[str] = field(default_factory=list)
+    library_warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    baseline_status: str = ""  # "ok", "failed", "missing", "updated", "errored"
     environment: dict = field(default_factory=dict)
+    profile: str = ""
     batching: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return "error"
+        return "fail" if self.failures else "pass"
 
     def extra_info(self) -> dict:
         info = {
@@ -151,20 +172,28 @@ class CaseResult:
             "compression": round(self.compression, 5),
             "compression_vs_fp16": round(self.compression_vs_fp16, 5),
             "seconds": round(self.seconds, 4),
-            "rounds_s": [round(r, 4) for r in self.rounds],
             "rtf": round(self.rtf, 5),
             "rtfx": round(1 / self.rtf, 3) if self.rtf else None,
             "speedup_vs_fp32": round(self.speedup, 4),
+            "speed": self.speed,
+            "kernel_speedup_vs_fp32": round(1 / self.speed["cost"], 4) if self.speed else None,
+            "weights": self.weights,
+            "weight_error_mean": _mean_weight_error(self.weights),
+            "output": None if self.output is None else {k: v for k, v in self.output.items() if k != "per_utterance"},
             "peak_memory_mb": round(self.peak_memory / 1e6, 1),
             "peak_memory_kind": "cuda max allocated" if self.environment.get("device", "").startswith("cuda") else "process RSS",
             "scope": self.scope,
             "scope_line": self.scope_line,
             "transcripts_changed_vs_fp32": len(self.changed_vs_fp32),
-            "verdict": "fail" if self.failures else "pass",
+            "verdict": self.verdict,
+            "error": self.error,
             "failures": self.failures,
             "warnings": self.warnings,
+            "notes": self.notes,
+            "library_warnings": self.library_warnings,
             "baseline": self.baseline_status,
             "environment": self.environment,
+            "profile": self.profile,
             "batching": self.batching,
         }
         if self.wer is not None:
@@ -176,20 +205,55 @@ class CaseResult:
         return info
 
 
+def _mean_weight_error(weights: dict) -> float | None:
+    errors = [e for e, _ in weights.values() if e is not None]
+    return round(sum(errors) / len(errors), 6) if errors else None
+
+
+#: Libraries whose warnings a case collects (the next upgrade's breakage is announced there first).
+RADAR = ("torch", "transformers", "optimum", "hqq", "bitsandbytes", "torchao")
+
+
+@contextmanager
+def radar(out: list[str]):
+    """Record the warnings the quantization stack emits inside the block, one line per distinct warning."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for w in caught:
+                where = str(w.filename).replace("\\", "/")
+                lib = next((name for name in RADAR if f"/{name}/" in where), None)
+                if lib is None:
+                    continue
+                line = f"{lib}: {w.category.__name__}: {str(w.message).strip().splitlines()[0][:200]}"
+                if line not in out:
+                    out.append(line)
+
+
 class Harness:
-    """Session state: fp32 models, corpora and features once; each configuration quantized once."""
+    """Session state and the steps of a case. Loads each fp32 model, corpus and fp32 reference once,
+    quantizes each configuration once, and leaves every verdict to ``gate.judge``."""
 
     def __init__(self, options: Options):
         self.options = options
         self.models: dict[str, Any] = {}
         self.references: dict[tuple[str, str], Reference] = {}
         self.fp32_sizes: dict[str, tuple[int, int]] = {}
+        self.workloads: dict[str, fd.Workload] = {}
+        self.timings: dict[tuple, sp.Timing] = {}  # per (model, configuration): steady rounds of its cases so far
+        self.tokens: dict[tuple[str, str], list[list[int]]] = {}
         self._quantized: Quantized | None = None
         self._quantized_key: tuple | None = None
         self._failed: dict[tuple, str] = {}
         self.phases: dict[str, float] = defaultdict(float)
         self.results: list[CaseResult] = []
         self.env = environment(options.device)
+        self.machine = machine.profile(options.device)
+        self.profile = machine.profile_key(self.machine)
         self._baselines: dict | None = None
         self.baseline_error: str | None = None
 
@@ -220,6 +284,15 @@ class Harness:
         with self.phase("features"):
             return features(loaded.processor, corpus, self.options.batch_size)
 
+    def reference_tokens(self, model_name: str, corpus_name: str) -> list[list[int]]:
+        """Prompt + reference text + end-of-text per utterance: the teacher-forcing input of every configuration."""
+        key = (model_name, corpus_name)
+        if key not in self.tokens:
+            loaded = self.model(model_name)
+            texts = [u.text for u in (self.corpus(corpus_name) if corpus_name != self.options.calibration_corpus else load_corpus(corpus_name))]
+            self.tokens[key] = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, texts)
+        return self.tokens[key]
+
     def baselines(self) -> dict:
         if self._baselines is None:
             try:
@@ -228,6 +301,11 @@ class Harness:
                 self.baseline_error = str(err)
                 raise
         return self._baselines
+
+    def _on_device(self, model):
+        if self.options.device != "cpu":
+            return model.to(self.options.device)
+        return model
 
     # ------------------------------------------------------------------ fp32
     def fp32_size(self, model_name: str) -> tuple[int, int]:
@@ -242,35 +320,37 @@ class Harness:
         return self.fp32_sizes[model_name]
 
     def reference(self, model_name: str, corpus_name: str) -> Reference:
-        """fp32 transcripts and time of a corpus: computed once (by the fp32 case, or here on demand)."""
+        """fp32 on a corpus: encoder outputs, transcripts, WER and end-to-end time; computed once."""
         key = (model_name, corpus_name)
         if key not in self.references:
             loaded = self.model(model_name)
-            fb = self.features(model_name, corpus_name)
             model = self._on_device(loaded.model)
-            self._warm_up(model, loaded, fb)
-            times, texts = [], []
-            with self.phase("reference"):
-                for _ in range(max(1, self.options.rounds)):
-                    start = time.perf_counter()
-                    texts = transcribe(model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device, self.options.encoder_chunk)
-                    times.append(time.perf_counter() - start)
-            self._store_reference(model_name, corpus_name, texts, sorted(times)[len(times) // 2])
+            encoded, texts, seconds = self._transcribe(model, loaded, self.features(model_name, corpus_name), "reference")
+            corpus = self.corpus(corpus_name)
+            wer = score([u.id for u in corpus], [u.text for u in corpus], texts)
+            self.references[key] = Reference(texts, seconds, wer, encoded)
         return self.references[key]
 
-    def _store_reference(self, model_name: str, corpus_name: str, texts: list[str], seconds: float) -> None:
-        corpus = self.corpus(corpus_name)
-        wer = score([u.id for u in corpus], [u.text for u in corpus], texts)
-        self.references[(model_name, corpus_name)] = Reference(texts, seconds, wer)
+    def _transcribe(self, model, loaded, fb: FeatureBatches, phase: str):
+        """Encoder over every batch (kept for the teacher-forced pass), then greedy decoding; end-to-end seconds."""
+        device = self.options.device
+        with self.phase(phase):
+            start = time.perf_counter()
+            encoded = fd.encoder_outputs(model, fb, device, self.options.encoder_chunk)
+            texts = decode(model, loaded.generation_config, loaded.processor.tokenizer, fb, encoded, device)
+            seconds = time.perf_counter() - start
+        return encoded, texts, seconds
 
-    def _on_device(self, model):
-        if self.options.device != "cpu":
-            return model.to(self.options.device)
-        return model
-
-    def _warm_up(self, model, loaded, fb: FeatureBatches) -> None:
-        with self.phase("warm-up"):
-            generate_batch(model, loaded.generation_config, fb.batches[0][:1], [4], self.options.device)
+    def workload(self, model_name: str) -> fd.Workload:
+        """The fixed speed workload of a model: the calibration split's longest utterance (the same whatever
+        corpora run), encoder plus ``workload_steps`` KV-cached decoder steps over its reference tokens."""
+        if model_name not in self.workloads:
+            loaded = self.model(model_name)
+            corpus = load_corpus(self.options.calibration_corpus)
+            fb = features(loaded.processor, corpus, 1)
+            tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
+            self.workloads[model_name] = fd.Workload.build(fb, tokens, 1, self.options.workload_steps)
+        return self.workloads[model_name]
 
     # ------------------------------------------------------------------ quantization
     def calibration(self, model_name: str):
@@ -280,37 +360,20 @@ class Harness:
         loaded = self.model(model_name)
         corpus = load_corpus(self.options.calibration_corpus)
         fb = features(loaded.processor, corpus, 1)
-        gen = loaded.generation_config
-        prompt = [gen.decoder_start_token_id]
-        if getattr(gen, "is_multilingual", False):
-            prompt += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
-        prompt.append(gen.no_timestamps_token_id)
-        tok = loaded.processor.tokenizer
+        tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
         device = self.options.device
-        samples = [
-            (feats, torch.tensor([prompt + tok.encode(" " + u.text, add_special_tokens=False) + [gen.eos_token_id]]))
-            for feats, u in zip(fb.batches, (corpus.utterances[i] for i in fb.order))
-        ]
+        samples = [(feats, torch.tensor([tokens[i]])) for feats, i in zip(fb.batches, fb.order)]
 
         def calibrate(model) -> None:
             dtype = model.model.encoder.conv1.weight.dtype
-            with torch.no_grad():
+            with self.phase("calibrate"), torch.no_grad():  # nested in "quantize": reported as its part
                 for feats, ids in samples:
                     model(input_features=feats.to(device=device, dtype=dtype), decoder_input_ids=ids.to(device))
 
         return calibrate
 
-    def _timed_calibration(self, model_name: str):
-        inner = self.calibration(model_name)
-
-        def calibrate(model) -> None:
-            with self.phase("calibrate"):  # nested in "quantize": reported as its part
-                inner(model)
-
-        return calibrate
-
     def quantized(self, model_name: str, config: QuantConfig) -> Quantized:
-        """The quantized copy for ``config``; kept until another configuration is asked for."""
+        """The quantized copy for ``config`` with its scope, size and weight errors; kept until another is asked for."""
         key = (model_name, config)
         if key in self._failed:
             raise QuantizationFailed(self._failed[key])
@@ -319,19 +382,21 @@ class Harness:
         self._quantized = self._quantized_key = None  # free the previous copy first
         loaded = self.model(model_name)
         backend = get_backend(config.backend)
+        requested = [] if config == REFERENCE else sc.select(loaded.model, self.options.scope, self.options.scope_exclude)
         q = Quantized(config)
         try:
             with self.phase("quantize"):
                 model = self._on_device(copy.deepcopy(loaded.model))
-                requested = [] if config == REFERENCE else sc.select(model, self.options.scope, self.options.scope_exclude)
-                calibrate = self._timed_calibration(model_name) if backend.needs_calibration(config) else None
+                calibrate = self.calibration(model_name) if backend.needs_calibration(config) else None
                 q.model = backend.quantize(model, config, requested, self.options.device, calibrate)
                 q.model.eval()
             with self.phase("size"):
                 q.scope = sc.inspect(loaded.model, q.model, requested, backend)
                 q.serialized_bytes = sc.serialized_bytes(q.model)
                 q.tensor_bytes = sc.tensor_bytes(q.model)
-        except Exception as err:  # any library error: the case fails with it, the session goes on
+            with self.phase("weights"):
+                q.weights = fd.weight_errors(loaded.model, q.model, backend, {m.name: m.format for m in q.scope.quantized})
+        except Exception as err:  # any library error: the case errors with it, the session goes on
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
             message = f"{config.id}: {config.backend} ({backend.requirement} {backend.version()}) raised {detail}"
             self._failed[key] = message
@@ -342,80 +407,106 @@ class Harness:
 
     # ------------------------------------------------------------------ a case
     def run_case(self, model_name: str, corpus_name: str, config: QuantConfig, benchmark=None) -> CaseResult:
-        case_id = f"{model_name}/{corpus_name}/{config.id}"
+        """Run one case; its verdict is in ``failures``/``warnings``/``notes``; a library error raises
+        ``QuantizationFailed`` after the result is marked errored."""
         loaded = self.model(model_name)
         corpus = self.corpus(corpus_name)
-        fb = self.features(model_name, corpus_name)
         result = CaseResult(
-            case_id, model_name, corpus_name, config, corpus.summary(), environment=self.env, batching=self.options.batching
+            bl.case_id(model_name, corpus_name, config), model_name, corpus_name, config, corpus.summary(),
+            environment=self.env, profile=self.profile, batching=self.options.batching,
         )
         self.results.append(result)
-        backend = get_backend(config.backend)
-        q = self.quantized(model_name, config)
-        result.serialized_bytes, result.tensor_bytes = q.serialized_bytes, q.tensor_bytes
-        fp32_bytes, fp16_bytes = self.fp32_size(model_name)
-        result.compression = 1 - q.serialized_bytes / fp32_bytes
-        result.compression_vs_fp16 = 1 - q.serialized_bytes / fp16_bytes
-        result.scope, result.scope_line = q.scope.summary(), q.scope.line()
-        if config != REFERENCE:
-            self.reference(model_name, corpus_name)  # before timing: never inside a timed region
-
-        with self.phase("check-logits"):
-            finite = logits_finite(q.model, fb, self.options.device)
-        if not finite:
-            raise QuantizationFailed(
-                f"{config.id}: {backend.requirement} {backend.version()} produced NaN or infinite logits"
-            )
-        self._warm_up(q.model, loaded, fb)
-        times: list[float] = []
-        out: list[list[str]] = [[]]
-
-        def timed() -> None:
-            start = time.perf_counter()
-            out[0] = transcribe(q.model, loaded.generation_config, loaded.processor.tokenizer, fb, self.options.device, self.options.encoder_chunk)
-            times.append(time.perf_counter() - start)
-
-        with self.phase("timing"), PeakMemory(self.options.device) as memory:
+        try:
+            with radar(result.library_warnings):
+                self._run(result, loaded, corpus, config, benchmark)
+        except QuantizationFailed as err:
+            result.error, result.baseline_status = str(err), "errored"
             if benchmark is not None:
-                benchmark.pedantic(timed, rounds=max(1, self.options.rounds), iterations=1, warmup_rounds=0)
-            if not times:  # benchmark disabled: still measure once
-                timed()
-        texts = out[0]
-        broken = check_outputs(texts)
-        if broken:
-            raise QuantizationFailed(f"{config.id}: {backend.requirement} {backend.version()}: {broken}")
-        result.rounds = times
-        result.seconds = sorted(times)[len(times) // 2]
-        result.rtf = rtf(result.seconds, fb.audio_seconds)
-        result.peak_memory = memory.peak
-        result.transcripts = dict(zip(fb.ids, texts))
-        with self.phase("scoring"):
-            result.wer = score(fb.ids, [u.text for u in corpus], texts)
-            if config == REFERENCE:
-                self._store_reference(model_name, corpus_name, texts, result.seconds)
-            ref = self.references[(model_name, corpus_name)]
-            result.speedup = ref.seconds / result.seconds if result.seconds else float("nan")
-            iv = paired_bootstrap(ref.wer.error_vector(), result.wer.error_vector(), result.wer.word_vector())
-            result.delta = {**iv.as_dict(), "fp32_wer": ref.wer.wer}
-            result.changed_vs_fp32 = [i for i, a, b in zip(fb.ids, ref.texts, texts) if a != b]
-            self.compare(result)
+                benchmark.extra_info.update(result.extra_info())
+            raise
         if benchmark is not None:
             benchmark.extra_info.update(result.extra_info())
         return result
+
+    def _run(self, result: CaseResult, loaded, corpus, config: QuantConfig, benchmark) -> None:
+        model_name, corpus_name, device = result.model, result.corpus, self.options.device
+        backend = get_backend(config.backend)
+        who = f"{config.id}: {backend.requirement or 'fp32'} {backend.version()}".rstrip()
+        fb = self.features(model_name, corpus_name)
+        # 1. quantize (once per configuration): scope, size and weight error per module
+        q = self.quantized(model_name, config)
+        fp32_bytes, fp16_bytes = self.fp32_size(model_name)
+        result.serialized_bytes, result.tensor_bytes = q.serialized_bytes, q.tensor_bytes
+        result.compression = 1 - q.serialized_bytes / fp32_bytes
+        result.compression_vs_fp16 = 1 - q.serialized_bytes / fp16_bytes
+        result.scope, result.scope_line, result.weights = q.scope.summary(), q.scope.line(), q.weights
+        # 2. fp32 on this corpus (once per session), then this configuration end to end
+        ref = self.reference(model_name, corpus_name)
+        with PeakMemory(device) as memory:
+            if config == REFERENCE:
+                encoded, texts, seconds = ref.encoded, ref.texts, ref.seconds
+            else:
+                encoded, texts, seconds = self._transcribe(q.model, loaded, fb, "transcribe")
+        result.peak_memory = memory.peak
+        # 3. teacher-forced output fidelity against fp32 on the reference tokens
+        tokens, prompt_len = self.reference_tokens(model_name, corpus_name), len(fd.prompt_ids(loaded.generation_config))
+        with self.phase("fidelity"):
+            if ref.scored is None:
+                ref.scored = fd.reference_log_probs(self._on_device(loaded.model), ref.encoded, fb, tokens, prompt_len, device)
+            tf = fd.teacher_forced(q.model, encoded, ref.scored, fb, tokens, prompt_len, device)
+        if not tf.finite():
+            raise QuantizationFailed(f"{who} produced NaN or infinite logits")
+        broken = check_outputs(texts)
+        if broken:
+            raise QuantizationFailed(f"{who}: {broken}")
+        result.output = tf.as_dict()
+        # 4. kernel speed: the fixed workload, interleaved with fp32
+        work = self.workload(model_name)
+        fp32_model = self._on_device(loaded.model)
+        key = (model_name, config)
+        earlier = self.timings.get(key)
+        with self.phase("timing"):
+            def measure(bench) -> sp.Timing:
+                return sp.interleaved(
+                    lambda: work.run(fp32_model, device), lambda: work.run(q.model, device), self.options.rounds, bench,
+                    work.describe(), warm_up=earlier is None,
+                )
+
+            timing = measure(benchmark)
+            if not timing.steady:  # disturbed by something else on the machine: one more try
+                timing = measure(None)
+        if timing.steady:
+            self.timings[key] = sp.pooled(earlier, timing)
+        result.speed = {**sp.pooled(earlier, timing).as_dict(), "rounds_this_case": len(timing.config)}
+        # 5. scoring and the verdict
+        with self.phase("scoring"):
+            result.seconds, result.rtf = seconds, rtf(seconds, fb.audio_seconds)
+            result.transcripts = dict(zip(fb.ids, texts))
+            result.wer = score(fb.ids, [u.text for u in corpus], texts)
+            result.speedup = ref.seconds / seconds if seconds else float("nan")
+            iv = paired_bootstrap(ref.wer.error_vector(), result.wer.error_vector(), result.wer.word_vector())
+            result.fp32_wer = ref.wer.wer
+            result.delta = {**iv.as_dict(), "fp32_wer": ref.wer.wer}
+            result.changed_vs_fp32 = [i for i, a, b in zip(fb.ids, ref.texts, texts) if a != b]
+            self.compare(result)
 
     # ------------------------------------------------------------------ baselines
     def obtained_entry(self, r: CaseResult) -> dict:
         return {
             "wer": r.wer.wer,
             "words": r.wer.words,
+            "fp32_wer": r.fp32_wer,
             "compression": r.compression,
             "size_bytes": r.serialized_bytes,
+            "speed": r.speed,
             "speedup": r.speedup,
             "rtf": r.rtf,
             "corpus_hash": r.corpus_summary["hash"],
             "model_fingerprint": self.model(r.model).fingerprint,
             "fingerprint": transcript_fingerprint(list(r.transcripts.values())),
             "transcripts": r.transcripts,
+            "weights": r.weights,
+            "output": r.output,
             "scope": r.scope_line,
             "batching": r.batching,
         }
@@ -434,37 +525,33 @@ class Harness:
             )
             return
         obtained = Obtained(
-            r.case_id, r.wer, r.compression, r.speedup, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts, r.batching
+            r.case_id, r.wer, r.compression, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts,
+            r.batching, r.weights, r.output, r.speed,
         )
-        same = SameInputCheck().fails(obtained, expected)
-        if same:
-            r.failures.append(same)
-            r.baseline_status = "failed"
-            return
-        tol = bl.tolerances(data, r.case_id)
-        for check in checks_for(tol, self.options.strict_transcripts):
-            message = check.fails(obtained, expected)
-            if message:
-                r.failures.append(message)
-        if not self.options.strict_transcripts:
-            transcripts = TranscriptCheck(False)
-            changes = transcripts.changed(obtained, expected)
-            if changes:
-                r.warnings.append(transcripts.message(changes))
-        r.baseline_status = "failed" if r.failures else "ok"
+        verdict = gate.judge(obtained, r.config, expected, bl.tolerances(data, r.case_id), self.profile, self.options.strict_transcripts)
+        r.failures += verdict.failures
+        r.warnings += verdict.warnings
+        r.notes += verdict.notes
+        r.baseline_status = verdict.status
+
+    def entries(self, results: list[CaseResult]) -> list[tuple]:
+        out = []
+        for r in results:
+            portable, bound = gate.split_entry(self.obtained_entry(r), r.config)
+            out.append((r.case_id, portable, bound, r.environment, (self.profile, self.machine)))
+        return out
 
     def finish(self) -> list[str]:
         """Write baselines (update flow) or the obtained file; returns lines for the session summary."""
         lines = []
-        done = [r for r in self.results if r.wer is not None]
+        done = [r for r in self.results if r.wer is not None and not r.error]
         if not done:
             return lines
-        entries = [(r.case_id, self.obtained_entry(r), r.environment) for r in done]
         if self.options.update_baselines:
-            bl.update(self.options.baselines_path, entries)
-            lines.append(f"updated {len(entries)} case(s) in {self.options.baselines_path}")
-        missing = [e for e, r in zip(entries, done) if r.baseline_status == "missing"]
+            bl.update(self.options.baselines_path, self.entries(done))
+            lines.append(f"updated {len(done)} case(s) in {self.options.baselines_path} (machine profile {self.profile})")
+        missing = [r for r in done if r.baseline_status == "missing"]
         if missing:
-            bl.update(self.options.obtained_path, missing)
+            bl.update(self.options.obtained_path, self.entries(missing))
             lines.append(f"{len(missing)} case(s) without a baseline written to {self.options.obtained_path}")
         return lines

@@ -156,6 +156,21 @@ def generate_batch(model, generation_config, feats, caps: list[int], device: str
         return model.generate(encoder_outputs=encode(model, x, encoder_batch_size), **kwargs)
 
 
+def decode(model, generation_config, tokenizer, fb: FeatureBatches, encoded: list, device: str = "cpu") -> list[str]:
+    """Greedy decoding of every batch from its precomputed encoder output; one text per utterance, corpus order."""
+    import torch
+
+    torch.manual_seed(0)
+    texts: list[str] = []
+    with torch.no_grad():
+        for enc, caps in zip(encoded, fb.caps):
+            ids = model.generate(encoder_outputs=enc, **capped(generation_config, caps))
+            texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return fb.in_corpus_order(texts)
+
+
 def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu", encoder_batch_size: int | None = None) -> list[str]:
     """Transcribe every batch; returns one text per utterance in corpus order."""
     import torch

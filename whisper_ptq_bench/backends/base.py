@@ -47,7 +47,14 @@ class Backend:
 
     A backend says whether it can run (``unavailable``), whether it supports a configuration on a
     device (``unsupported``), quantizes the modules named in ``scope`` of a model copy in place
-    (``quantize``), and describes the modules it produced (``describe``).
+    (``quantize``), describes the modules it produced (``describe``) and reads their weights back
+    (``dequantize``).
+
+    ``dequantize(module) -> torch.Tensor | None`` returns the float32 weight matrix, of shape
+    (out_features, in_features) and on the CPU, that a module produced by this backend's ``quantize``
+    effectively multiplies its input with: the quantized weight expanded by the library's own
+    dequantization code where the library has one. It returns None for a module this backend did not
+    produce (a plain ``nn.Linear`` among them); the base class always returns None.
     """
 
     name: ClassVar[str]
@@ -83,6 +90,10 @@ class Backend:
 
     def describe(self, module) -> str | None:
         """The format of a module this library produced (e.g. 'int4 g64 asym'), None if not one of its own."""
+        return None
+
+    def dequantize(self, module):
+        """The float32 (out_features, in_features) CPU weight ``module`` computes with; None if not one of its own."""
         return None
 
     def check(self) -> None:

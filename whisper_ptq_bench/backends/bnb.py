@@ -73,3 +73,38 @@ class BitsAndBytes(Backend):
                 return "4-bit (not yet quantized)"
             return f"{state.quant_type} block {state.blocksize}{' double-quant' if state.nested else ''}"
         return None
+
+    def dequantize(self, module):
+        import bitsandbytes as bnb
+
+        if isinstance(module, bnb.nn.Linear8bitLt):
+            # CB is the int8 weight data; SCB (row absmax) sits on the weight until the first forward
+            # (init_8bit_state) moves it to module.state
+            scb = module.weight.SCB if module.weight.SCB is not None else module.state.SCB
+            return (module.weight.data.float() * scb.float()[:, None] / 127).cpu()
+        if isinstance(module, bnb.nn.Linear4bit):
+            data, state = module.weight.data, module.weight.quant_state
+            if getattr(state, "packing_format_for_cpu", False):
+                data, state = _unpack_cpu_layout(data, state)
+            return bnb.functional.dequantize_4bit(data, state).float().cpu()
+        return None
+
+
+def _unpack_cpu_layout(data, state):
+    """Undo the AVX512-BF16 layout that Linear4bit's first CPU forward repacks the weight into.
+
+    That layout keeps the block absmax de-nested, in bfloat16, as a (blocks per row, rows) matrix: the
+    scales the kernel multiplies with. bitsandbytes' inverse restores the packed codes; the absmax is
+    flattened here, because the inverse leaves it transposed (and re-quantizes it when it was nested).
+    """
+    import copy
+
+    import torch
+    from bitsandbytes.functional import QuantState, _convert_weight_packed_for_cpu_inverse
+
+    plain = copy.copy(state)  # the inverse sets attributes on the state it is given
+    plain.original_nested = False
+    codes, _ = _convert_weight_packed_for_cpu_inverse(data, plain)
+    absmax = state.absmax.T.reshape(-1).float()
+    return codes, QuantState(absmax=absmax, shape=state.shape, code=state.code, blocksize=state.blocksize,
+                             quant_type=state.quant_type, dtype=torch.float32)

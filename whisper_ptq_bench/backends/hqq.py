@@ -62,3 +62,10 @@ class Hqq(Backend):
             return None
         group = meta.get("group_size")
         return f"int{meta['nbits']} {'g' + str(group) if group else 'per-channel'} asym (HQQ, axis {meta.get('axis')})"
+
+    def dequantize(self, module):
+        from hqq.core.quantize import HQQLinear
+
+        if not isinstance(module, HQQLinear):
+            return None
+        return module.dequantize().float().cpu()

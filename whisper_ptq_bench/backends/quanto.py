@@ -65,3 +65,10 @@ class Quanto(Backend):
         if act is not None:
             text += f", {act.name} activations (static)"
         return text
+
+    def dequantize(self, module):
+        from optimum.quanto import QModuleMixin
+
+        if not isinstance(module, QModuleMixin) or module.weight_qtype is None:
+            return None
+        return module.qweight.dequantize().float().cpu()

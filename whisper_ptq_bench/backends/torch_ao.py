@@ -86,6 +86,17 @@ class TorchAO(Backend):
             return f"int8 {_qscheme(qmod.weight())}, static int8 activations"
         return None
 
+    def dequantize(self, module):
+        import torch
+
+        from whisper_ptq_bench.scope import _unwrap
+
+        qmod = _unwrap(module)  # static modules sit inside a QuantWrapper
+        if not isinstance(qmod, torch.ao.nn.quantized.Linear):  # the dynamic Linear is a subclass
+            return None
+        w = qmod.weight()  # a quantized int8 tensor, or (dynamic fp16) the fp16 weight unpacked as float
+        return (w.dequantize() if w.is_quantized else w).float().cpu()
+
 
 def _qscheme(w) -> str:
     import torch

@@ -84,3 +84,12 @@ class TorchAo(Backend):
         if inner is not weight:
             parts.append("dynamic activations")
         return " ".join(parts)
+
+    def dequantize(self, module):
+        from torchao.utils import TorchAOBaseTensor
+
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, TorchAOBaseTensor):
+            return None
+        inner = getattr(weight, "original_weight_tensor", weight)  # activation-quantized wrappers hold the weight
+        return inner.dequantize().float().cpu()

@@ -1,0 +1,45 @@
+"""The regression drill: injected regressions turn their cases red, named by the check that saw them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from whisper_ptq_bench import drill
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.regressions import by_name
+from whisper_ptq_bench.runner import Harness, Options
+
+
+@pytest.mark.slow
+def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(tiny_en, tmp_path):
+    options = Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=4, rounds=2, update_baselines=True,
+                      baselines_path=tmp_path / "baselines.json")
+    recorder = Harness(options)
+    recorder.models["tiny.en"] = tiny_en
+    for config in ("fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "quanto.w-int8.channel.sym"):
+        recorder.run_case("tiny.en", "real-clean", QuantConfig.from_id(config))
+    recorder.finish()
+
+    chosen = [by_name(n) for n in ("hqq-optimizer-off", "torchao-perrow-as-pertensor", "quanto-skip-mlp",
+                                   "whisper-attn-double-scaling")]
+    lines: list[str] = []
+    rows = drill.run(chosen, dataclasses.replace(options, update_baselines=False), echo=lines.append,
+                     models={"tiny.en": tiny_en})
+    by_reg = {r.regression: r for r in rows}
+    assert all(line.endswith("green") for line in lines if line.startswith("control"))  # unpatched: all green
+    assert by_reg["hqq-optimizer-off"].verdict == "caught" and "weights" in by_reg["hqq-optimizer-off"].checks
+    assert "weights" in by_reg["torchao-perrow-as-pertensor"].checks
+    skip = by_reg["quanto-skip-mlp"]
+    assert "weights" in skip.checks and "no longer quantized" in skip.message and "fc1" in skip.message
+    attention = by_reg["whisper-attn-double-scaling"]
+    assert attention.case.endswith("/fp32") and "output" in attention.checks and "reference NLL" in attention.message
+    assert drill.score(rows) == (4, 4)
+    table = drill.table(rows)
+    assert "caught 4 of 4 regressions (100%)" in table and "hqq-optimizer-off" in table
+
+
+def test_unknown_regression_names_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="hqq-optimizer-off"):
+        drill.select(["no-such-regression"])

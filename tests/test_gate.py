@@ -1,0 +1,196 @@
+"""The gate: weight, output and speed checks, machine profiles, and what fails, warns or is not compared."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_ptq_bench import baselines as bl
+from whisper_ptq_bench import gate, machine
+from whisper_ptq_bench.checks import Obtained, OutputCheck, SpeedCheck, WeightCheck
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.metrics import score
+from whisper_ptq_bench.speed import Timing
+
+HQQ = QuantConfig.from_id("hqq.w-int4.g64.asym")
+DYN = QuantConfig.from_id("torch-ao.dyn-int8.a-int8.tensor.sym")
+FMT = "int4 g64 asym (HQQ, axis 1)"
+MODULES = [f"model.encoder.layers.{i}.fc1" for i in range(4)]
+IDS = [f"u{i}" for i in range(20)]
+REFS = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+TOL = dict(bl.DEFAULT_TOLERANCES)
+
+
+def per_utt(kl=0.05, nll=1.3, bump=()):
+    rng = np.random.default_rng(0)
+    out = {}
+    for k, i in enumerate(IDS):
+        base = kl * (0.5 + rng.random())
+        out[i] = [base * (1.5 if k in bump else 1.0), 0.9, nll + (0.05 if k in bump else 0.0)]
+    return {"kl": kl, "top1": 0.9, "nll": nll, "per_utterance": out}
+
+
+def speed(cost, spread=0.02, steady=True):
+    return {"cost": cost, "ci95": [cost * (1 - spread), cost * (1 + spread)], "rounds": 5, "workload": "w",
+            "fp32_spread": 0.03, "foreign_load": 0.0, "steady": steady}
+
+
+def make(weights=None, output=None, sp=None, hyps=None, corpus="abc"):
+    hyps = hyps or list(REFS)
+    return Obtained(
+        "tiny.en/real-clean/x", score(IDS, REFS, hyps), 0.3, corpus, "f" * 64, dict(zip(IDS, hyps)), None,
+        weights if weights is not None else {m: [0.09, FMT] for m in MODULES},
+        output or per_utt(), sp or speed(0.8),
+    )
+
+
+def expected(o: Obtained, config=HQQ, profile="cpu-a", **over) -> dict:
+    full = {
+        "wer": o.wer.wer, "words": o.wer.words, "fp32_wer": o.wer.wer, "compression": 0.3, "corpus_hash": "abc",
+        "model_fingerprint": "f" * 64, "transcripts": dict(o.transcripts), "weights": dict(o.weights), "output": o.output,
+        "speed": o.speed, "fingerprint": "x", "environment": "env-1",
+    }
+    full.update(over)
+    portable, bound = gate.split_entry(full, config)
+    return {**portable, "profiles": {profile: bound}}
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def test_unchanged_weights_pass_and_every_kind_of_change_is_named():
+    base = make()
+    exp = expected(base)
+    assert WeightCheck(0.01).fails(base, exp) is None
+    lost = make(weights={m: [0.09, FMT] for m in MODULES[1:]})
+    assert "no longer quantized" in WeightCheck(0.01).fails(lost, exp) and MODULES[0] in WeightCheck(0.01).fails(lost, exp)
+    fmt = make(weights={**{m: [0.09, FMT] for m in MODULES}, MODULES[2]: [0.09, "int4 g128 asym (HQQ, axis 1)"]})
+    assert "changed format" in WeightCheck(0.01).fails(fmt, exp) and MODULES[2] in WeightCheck(0.01).fails(fmt, exp)
+    nan = make(weights={**{m: [0.09, FMT] for m in MODULES}, MODULES[3]: [float("nan"), FMT]})
+    assert "NaN" in WeightCheck(0.01).fails(nan, exp)
+
+
+@given(st.floats(0.001, 0.5), st.floats(-0.5, 0.5))
+def test_a_weight_error_fails_exactly_when_it_moves_beyond_the_relative_tolerance(error, change):
+    base = make(weights={MODULES[0]: [error, FMT]})
+    moved = make(weights={MODULES[0]: [error * (1 + change), FMT]})
+    message = WeightCheck(0.01).fails(moved, expected(base))
+    assert (message is not None) == (abs(error * change) > 0.01 * error)
+    if message:
+        assert MODULES[0] in message and ("1 worse" in message) == (change > 0)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_a_significant_kl_rise_fails_and_names_the_utterances_that_moved():
+    base = make()
+    worse = make(output=per_utt(bump=range(0, 20)))
+    message = OutputCheck(0.05, 0.002, 0.05).fails(worse, expected(base))
+    assert message and "KL divergence from fp32 rose" in message and "95% CI" in message and "u" in message
+    assert OutputCheck(0.05, 0.002, 0.05).fails(base, expected(base)) is None
+
+
+def test_one_utterance_moving_is_not_significant():
+    base = make()
+    one = make(output=per_utt(bump=[3]))
+    assert OutputCheck(0.01, 10.0, 0.05).fails(one, expected(base)) is None
+
+
+def test_the_reference_nll_gates_fp32_whose_kl_is_zero():
+    zero = {i: [0.0, 1.0, 1.3] for i in IDS}
+    shifted = {i: [0.0, 1.0, 1.31 + 0.001 * k] for k, i in enumerate(IDS)}
+    base = make(output={"kl": 0, "top1": 1, "nll": 1.3, "per_utterance": zero})
+    now = make(output={"kl": 0, "top1": 1, "nll": 1.32, "per_utterance": shifted})
+    assert "reference NLL rose" in OutputCheck(0.05, 0.002, 0.05).fails(now, expected(base, QuantConfig.from_id("fp32")))
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def test_speed_fails_on_a_significant_slowdown_beyond_half_the_tolerance_only():
+    exp = gate.expected_view(expected(make(sp=speed(0.8))), "cpu-a")[0]
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.2)), exp)  # 20% slower, tight interval
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.05)), exp) is None  # within half the tolerance
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.2, spread=0.3)), exp) is None  # interval holds no change
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.6)), exp) is None  # faster
+
+
+@given(st.lists(st.floats(0.05, 5.0), min_size=3, max_size=12), st.floats(0.1, 10.0), st.floats(0.1, 10.0))
+def test_relative_cost_ignores_a_common_machine_speed_and_scales_with_the_configuration(fp32, machine_speed, k):
+    t = Timing(fp32=list(fp32), config=[k * x for x in fp32])
+    slower_machine = Timing(fp32=[machine_speed * x for x in fp32], config=[machine_speed * k * x for x in fp32])
+    assert np.isclose(t.cost, k) and np.isclose(slower_machine.cost, k)
+    low, high = t.interval()
+    assert low <= t.cost * (1 + 1e-9) and t.cost <= high * (1 + 1e-9)
+
+
+def test_rounds_disturbed_by_load_are_not_steady():
+    assert Timing(fp32=[1.0, 1.01, 0.99, 1.0, 1.02], config=[0.8] * 5).steady
+    assert not Timing(fp32=[1.0, 1.6, 0.99, 1.0, 1.02], config=[0.8] * 5).steady
+    assert not Timing(fp32=[1.0] * 5, config=[0.8] * 5, foreign_load=0.4).steady
+
+
+# --------------------------------------------------------------------------- the gate and machine profiles
+
+
+def test_another_profile_is_green_on_what_it_cannot_compare_and_says_so():
+    base = make(sp=speed(0.8))
+    exp = expected(base, DYN, profile="cpu-a")
+    slower = make(sp=speed(2.0), hyps=["x"] * 20)  # would fail speed, WER and transcripts on the same profile
+    same = gate.judge(slower, DYN, exp, TOL, "cpu-a", False)
+    assert same.failures and any(m.startswith("speed:") for m in same.failures)
+    other = gate.judge(slower, DYN, exp, TOL, "cpu-b", False)
+    assert other.failures == [] and other.warnings == []
+    assert other.notes and "this machine profile has no baseline" in other.notes[0] and "speed" in other.notes[0]
+
+
+def test_weight_only_outputs_are_portable_across_profiles():
+    base = make()
+    worse = make(output=per_utt(bump=range(20)))
+    verdict = gate.judge(worse, HQQ, expected(base, HQQ, profile="cpu-a"), TOL, "cpu-b", False)
+    assert any(m.startswith("output:") for m in verdict.failures)
+
+
+def test_a_broken_configuration_warns_on_wer_but_still_fails_on_weights():
+    good = make()
+    exp = expected(good, HQQ, wer=0.9, fp32_wer=0.05)  # baseline already 85 points above fp32
+    exp["transcripts"] = dict(good.transcripts)
+    worse = make(hyps=["x"] * 20, weights={m: [0.2, FMT] for m in MODULES})
+    verdict = gate.judge(worse, HQQ, exp, TOL, "cpu-a", False)
+    assert any("not gating" in w for w in verdict.warnings)
+    assert [m for m in verdict.failures if m.startswith("weights:")] and not [m for m in verdict.failures if "WER" in m]
+
+
+def test_speed_measured_under_load_warns_instead_of_failing():
+    exp = expected(make(sp=speed(0.8)))
+    loaded = make(sp={**speed(2.0), "steady": False, "foreign_load": 0.45})
+    verdict = gate.judge(loaded, HQQ, exp, TOL, "cpu-a", False)
+    assert not verdict.failures and "speed not judged" in verdict.warnings[0] and "45%" in verdict.warnings[0]
+
+
+def test_recording_a_second_profile_keeps_the_first():
+    case = "tiny.en/real-clean/torch-ao.dyn-int8.a-int8.tensor.sym"
+    full = {"compression": 0.3, "corpus_hash": "abc", "weights": {}, "speed": speed(0.7), "wer": 0.1, "transcripts": {}}
+    a = gate.split_entry(full, DYN)
+    b = gate.split_entry({**full, "speed": speed(0.9), "wer": 0.2}, DYN)
+    env = {"torch": "2.13.0"}
+    data = bl.merge(bl.empty(), [(case, *a, env, ("cpu-a", {"cpu": "A"}))])
+    data = bl.merge(data, [(case, *b, env, ("cpu-b", {"cpu": "B"}))])
+    parts = data["cases"][case]["profiles"]
+    assert parts["cpu-a"]["speed"]["cost"] == 0.7 and parts["cpu-b"]["speed"]["cost"] == 0.9
+    assert parts["cpu-a"]["wer"] == 0.1 and parts["cpu-b"]["wer"] == 0.2  # activation-quantized outputs per profile
+    assert set(data["profiles"]) == {"cpu-a", "cpu-b"}
+    bl.validate(data)
+
+
+def test_machine_profile_names_what_selects_kernels(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx avx2 fma avx512f avx512_vnni\n")
+    prof = machine.profile("cpu", info)
+    assert prof["cpu"] == "Test CPU 9000" and prof["flags"] == "avx avx2 fma avx512f avx512_vnni"
+    assert machine.profile_key(prof) == machine.profile_key(dict(prof))
+    assert machine.profile_key(prof) != machine.profile_key({**prof, "flags": "avx avx2 fma"})
+    assert machine.profile_key(prof).startswith("cpu-")
+    assert "Test CPU 9000" in machine.describe(prof)

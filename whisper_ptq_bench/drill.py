@@ -1,0 +1,145 @@
+"""The regression drill: inject each regression of ``regressions.CATALOGUE`` into the real library
+in-process, run the cases it should turn red against the baselines, and tabulate what the gate caught.
+
+A control pass runs the same configurations unpatched first: a regression only counts as caught when
+its case is green without the patch and red with it."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.regressions import CATALOGUE, Regression, by_name
+
+#: Which check a failure message comes from (the messages start with these).
+_CHECKS = (("weights:", "weights"), ("output:", "output"), ("speed:", "speed"), ("WER rose", "wer"),
+           ("compression dropped", "size"), ("the corpus changed", "input"), ("no baseline", "missing"))
+
+
+@dataclass
+class Row:
+    regression: str
+    kind: str
+    library: str
+    case: str
+    verdict: str  # "caught", "caught (library error)", "missed", "control red", "skipped"
+    checks: list[str] = field(default_factory=list)
+    message: str = ""
+    seconds: float = 0.0
+
+
+def checks_of(failures: list[str]) -> list[str]:
+    out = []
+    for message in failures:
+        name = next((n for prefix, n in _CHECKS if message.startswith(prefix)), "other")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _first_line(messages: list[str], limit: int = 220) -> str:
+    text = " | ".join(m.splitlines()[0] for m in messages)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _harness(options, shared):
+    from whisper_ptq_bench.runner import Harness
+
+    harness = Harness(options)
+    harness.models, harness.workloads = shared["models"], shared["workloads"]
+    return harness
+
+
+def _run(harness, model: str, corpus: str, config: QuantConfig):
+    """(failures, error) of one case."""
+    from whisper_ptq_bench.runner import QuantizationFailed
+
+    try:
+        result = harness.run_case(model, corpus, config)
+    except QuantizationFailed as err:
+        return [], str(err)
+    return result.failures, None
+
+
+def run(regressions: list[Regression], options, *, per_regression: int = 1, echo=print, models: dict | None = None) -> list[Row]:
+    """Run the drill; ``options`` is a runner.Options (one model, one corpus) against existing baselines;
+    ``models`` may hand in fp32 models already loaded (name -> LoadedModel)."""
+    from whisper_ptq_bench.backends import get_backend
+
+    model, corpus = options.models[0], options.corpora[0]
+    shared: dict = {"models": dict(models or {}), "workloads": {}}
+    plan = []
+    for reg in regressions:
+        ids = list(reg.configs[:per_regression])
+        if "fp32" in reg.configs and "fp32" not in ids:
+            ids.insert(0, "fp32")
+        plan.append((reg, [QuantConfig.from_id(i) for i in ids]))
+    control = _harness(options, shared)
+    green: dict[str, tuple[bool, str]] = {}
+    for config in dict.fromkeys(c for _, configs in plan for c in configs):
+        backend = get_backend(config.backend)
+        reason = backend.unavailable() or backend.unsupported(config, options.device)
+        if reason:
+            green[config.id] = (False, f"skipped: {reason}")
+            continue
+        failures, error = _run(control, model, corpus, config)
+        green[config.id] = (not failures and not error, _first_line(failures or [error or ""]))
+        echo(f"control {config.id}: {'green' if green[config.id][0] else 'RED ' + green[config.id][1]}")
+    rows = []
+    for reg, configs in plan:
+        harness = _harness(options, shared)
+        if reg.library != "transformers":  # fp32 is untouched: its reference needs no recomputing
+            harness.references = control.references
+        for config in configs:
+            case = f"{model}/{corpus}/{config.id}"
+            ok, why = green[config.id]
+            if not ok:
+                rows.append(Row(reg.name, reg.kind, reg.library, case, "control red" if not why.startswith("skipped") else "skipped", message=why))
+                continue
+            start = time.perf_counter()
+            with reg.patch():
+                failures, error = _run(harness, model, corpus, config)
+            seconds = time.perf_counter() - start
+            if error:
+                row = Row(reg.name, reg.kind, reg.library, case, "caught (library error)", ["error"], error[:220], seconds)
+            elif failures:
+                row = Row(reg.name, reg.kind, reg.library, case, "caught", checks_of(failures), _first_line(failures), seconds)
+            else:
+                row = Row(reg.name, reg.kind, reg.library, case, "missed", [], "", seconds)
+            rows.append(row)
+            echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
+            harness._quantized = harness._quantized_key = None  # never reuse a copy made under a patch
+    return rows
+
+
+def score(rows: list[Row]) -> tuple[int, int]:
+    """(regressions caught, regressions judged): a regression counts once, caught if any of its cases is red."""
+    by_reg: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.verdict not in ("skipped", "control red"):
+            by_reg.setdefault(row.regression, []).append(row)
+    caught = sum(1 for rs in by_reg.values() if any(r.verdict.startswith("caught") for r in rs))
+    return caught, len(by_reg)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'regression':30s} {'kind':22s} {'case':48s} {'verdict':22s} {'caught by':16s} message"]
+    for r in rows:
+        lines.append(f"{r.regression:30s} {r.kind:22s} {r.case[-48:]:48s} {r.verdict:22s} {','.join(r.checks) or '-':16s} {r.message}")
+    caught, judged = score(rows)
+    lines.append(f"caught {caught} of {judged} regressions ({caught / judged:.0%})" if judged else "no regression was judged")
+    return "\n".join(lines)
+
+
+def select(names: list[str] | None) -> list[Regression]:
+    return [by_name(n) for n in names] if names else list(CATALOGUE)
+
+
+def write_json(rows: list[Row], path: Path) -> None:
+    from whisper_ptq_bench.baselines import atomic_write
+
+    caught, judged = score(rows)
+    atomic_write(Path(path), json.dumps({"caught": caught, "judged": judged, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")

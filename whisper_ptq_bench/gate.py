@@ -1,0 +1,106 @@
+"""The gate: one place that decides, per case, what is compared, what fails, what only warns and what
+could not be compared (and says why). Checks live in checks.py; this module picks and runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from whisper_ptq_bench.checks import (
+    CompressionCheck,
+    Obtained,
+    OutputCheck,
+    SameInputCheck,
+    SpeedCheck,
+    TranscriptCheck,
+    WeightCheck,
+    WerCheck,
+)
+from whisper_ptq_bench.configs import QuantConfig
+
+#: Measured per machine profile for every configuration.
+PROFILE_FIELDS = ("speed", "rtf", "speedup")
+#: Also per profile where activations are quantized: their outputs follow the CPU's integer kernels
+#: (measured: on another CPU, every activation-quantized configuration changed transcripts).
+ACTIVATION_FIELDS = ("output", "wer", "words", "transcripts", "fingerprint")
+
+
+def profile_bound(config: QuantConfig) -> tuple[str, ...]:
+    """Entry fields of ``config`` that belong to a machine profile rather than to every machine."""
+    return PROFILE_FIELDS + (ACTIVATION_FIELDS if config.activation is not None else ())
+
+
+def split_entry(entry: dict, config: QuantConfig) -> tuple[dict, dict]:
+    """(portable part, this profile's part) of an obtained entry."""
+    bound = set(profile_bound(config))
+    return {k: v for k, v in entry.items() if k not in bound}, {k: v for k, v in entry.items() if k in bound}
+
+
+def expected_view(entry: dict, profile: str) -> tuple[dict, bool]:
+    """The portable part of a baseline entry merged with the part recorded on ``profile`` (if any)."""
+    merged = {k: v for k, v in entry.items() if k != "profiles"}
+    part = entry.get("profiles", {}).get(profile)
+    if part:
+        merged.update(part)
+    return merged, part is not None
+
+
+@dataclass
+class Verdict:
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failures else "ok"
+
+
+def judge(obtained: Obtained, config: QuantConfig, entry: dict, tol: dict, profile: str, strict_transcripts: bool) -> Verdict:
+    """Compare one case with its baseline entry; every check runs at most once."""
+    verdict = Verdict()
+    expected, same_profile = expected_view(entry, profile)
+    same = SameInputCheck().fails(obtained, expected)
+    if same:
+        verdict.failures.append(same)
+        return verdict
+    broken = "wer" in expected and "fp32_wer" in expected and expected["wer"] - expected["fp32_wer"] > tol["broken"]
+    checks = [
+        WeightCheck(tol["weight"]),
+        CompressionCheck(tol["compression"]),
+        OutputCheck(tol["kl"], tol["nll"], tol["alpha"]),
+        WerCheck(tol["wer"], tol["alpha"]),
+        SpeedCheck(tol["speed"]),
+    ]
+    skipped = []
+    for check in checks:
+        name = type(check).__name__.removesuffix("Check").lower()
+        if any(k not in expected for k in check.needs) or (name == "wer" and obtained.wer is None):
+            skipped.append(name)
+            continue
+        if name == "speed" and obtained.speed and not obtained.speed.get("steady", True):
+            verdict.warnings.append(
+                f"speed not judged: other processes used {obtained.speed.get('foreign_load', 0):.0%} of the CPUs and "
+                f"the fp32 rounds varied by {obtained.speed['fp32_spread']:.0%} while this case was timed (twice); "
+                "rerun on a quiet machine"
+            )
+            continue
+        message = check.fails(obtained, expected)
+        verdict.checked.append(name)
+        if message and name == "wer" and broken:
+            verdict.warnings.append(
+                f"{message} (not gating: this configuration's baseline WER is already "
+                f"{(expected['wer'] - expected['fp32_wer']) * 100:.0f} points above fp32, where greedy transcripts are "
+                "chaotic; its weights and teacher-forced outputs gate it)"
+            )
+        elif message:
+            verdict.failures.append(message)
+    if skipped:
+        where = "this machine profile" if not same_profile else "the baseline entry"
+        verdict.notes.append(f"not compared ({where} has no baseline for it): {', '.join(skipped)}")
+    if "transcripts" in expected and obtained.wer is not None:
+        transcripts = TranscriptCheck(strict_transcripts)
+        changes = transcripts.changed(obtained, expected)
+        if changes:
+            (verdict.failures if strict_transcripts else verdict.warnings).append(transcripts.message(changes))
+    return verdict
