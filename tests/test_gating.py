@@ -85,12 +85,19 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     other.stdout.fnmatch_lines(["*recorded with 'batch 8 by duration, encoder 2'*'batch 4 by duration, encoder 2'*not comparable*"])
 
 
-@pytest.mark.slow
-def test_malformed_baselines_fail_the_case_with_file_line_and_column(project):
-    (project.path / "baselines.json").write_text('{"schema": 1,\n "cases": [}')
+def test_malformed_baselines_stop_the_run_before_any_case_with_file_line_and_column(project):
+    (project.path / "baselines.json").write_text('{"schema": 2,\n "cases": [}')
     result = run(project, "--ptq-matrix=fp32")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*baselines.json: malformed JSON at line 2, column*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ptq-baselines: *baselines.json: malformed JSON at line 2, column*"])
+    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
+
+
+def test_baselines_of_an_older_schema_are_refused_before_any_case(project):
+    (project.path / "baselines.json").write_text('{"schema": 1, "cases": {}}')
+    result = run(project, "--ptq-matrix=fp32")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*schema version 1 is not supported*--ptq-update-baselines*"])
 
 
 def test_bad_options_are_usage_errors(project):
@@ -116,3 +123,23 @@ def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
     )
     result.assert_outcomes(skipped=1, deselected=1)
     result.stdout.fnmatch_lines(["*needs a CUDA device*"])
+
+
+def test_ptq_variables_and_options_never_touch_a_run_without_benchmark_cases(pytester, monkeypatch):
+    pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    monkeypatch.setenv("PTQ_MAX_UTTERANCES", "abc")
+    monkeypatch.setenv("PTQ_CORPUS", "nowhere")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "torch" not in result.stdout.str()
+
+
+def test_bad_ptq_variables_are_usage_errors_that_name_the_variable(project, monkeypatch):
+    monkeypatch.setenv("PTQ_MAX_UTTERANCES", "abc")
+    result = project.runpytest_subprocess("--benchmark-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*PTQ_MAX_UTTERANCES*'abc' is not a whole number*"])
+    monkeypatch.delenv("PTQ_MAX_UTTERANCES")
+    result = project.runpytest_subprocess("--benchmark-only", "--ptq-model", ",")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ptq-model (or PTQ_MODEL): empty*"])

@@ -200,6 +200,20 @@ def load(path: Path) -> dict:
     return parse(text, path)
 
 
+def preflight(path: Path, *, write: bool) -> dict:
+    """Read and validate the baselines before any case runs; with ``write``, also check that the file can be
+    replaced (so that an update run never measures everything and then loses it)."""
+    path = Path(path)
+    data = load(path)
+    if write:
+        directory = path.parent if str(path.parent) else Path(".")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise BaselineError(f"{path}: the file is read-only; make it writable (chmod u+w) to update baselines")
+        if not directory.is_dir() or not os.access(directory, os.W_OK):
+            raise BaselineError(f"{path}: cannot write in {directory} (missing or read-only); choose another --ptq-baselines")
+    return data
+
+
 def tolerances(data: dict, case_id: str) -> dict:
     tol = dict(DEFAULT_TOLERANCES)
     tol.update(data.get("tolerances", {}))

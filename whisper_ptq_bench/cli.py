@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perf.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
     perf.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
-    perf.add_argument("--max-utterances", type=_positive, default=40,
+    perf.add_argument("--max-utterances", type=_positive, default=30,
                       help="utterances used, spread over the corpus as in the main job. Default: %(default)s")
     perf.add_argument("--batch-size", type=_positive, default=8, help="batched size. Default: %(default)s")
     perf.add_argument("--encoder-batch-size", type=_positive, default=None,
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--list", action="store_true", help="list the catalogue and exit")
     drill.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
     drill.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
-    drill.add_argument("--max-utterances", type=_positive, default=40,
+    drill.add_argument("--max-utterances", type=_positive, default=30,
                        help="utterances, as in the main job (the baselines must match). Default: %(default)s")
     drill.add_argument("--baselines", default="baselines.json", help="baselines file. Default: %(default)s")
     drill.add_argument("--per-regression", type=_positive, default=1,
@@ -107,9 +107,13 @@ def _perf(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
+    import transformers
+
     from whisper_ptq_bench import drill
     from whisper_ptq_bench.errors import BenchError
     from whisper_ptq_bench.runner import Options
+
+    transformers.logging.set_verbosity_error()
 
     if args.list:
         for reg in drill.CATALOGUE:

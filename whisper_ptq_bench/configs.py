@@ -22,7 +22,6 @@ _METHOD_BY_CODE = {v: k for k, v in METHODS.items()}
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 #: weight format -> bits per weight element (before scales)
 WEIGHT_FORMATS = {"fp32": 32, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "int3": 3, "int2": 2, "int1": 1, "nf4": 4, "fp4": 4}
-INTEGER_FORMATS = {"int8", "int4", "int3", "int2", "int1"}
 CODEBOOK_FORMATS = {"nf4", "fp4"}
 FLOAT_FORMATS = {"fp32", "fp16"}
 ACTIVATION_FORMATS = ("int8", "fp8", "fp16")
@@ -161,10 +160,6 @@ class QuantConfig:
 
 
 REFERENCE = QuantConfig(backend="none", weight="fp32", scheme="none")
-
-
-def C(text: str) -> QuantConfig:  # noqa: N802  (short constructor for the matrix tables)
-    return QuantConfig.from_id(text)
 
 
 # The matrices. Each axis the study varied is varied here with the others held fixed:

@@ -41,7 +41,7 @@ def checks_of(failures: list[str]) -> list[str]:
 
 
 def _first_line(messages: list[str], limit: int = 220) -> str:
-    text = " | ".join(m.splitlines()[0] for m in messages)
+    text = " | ".join((m.splitlines() or [""])[0] for m in messages if m)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

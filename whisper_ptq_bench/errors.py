@@ -28,10 +28,6 @@ class ConfigError(BenchError, ValueError):
     """A quantization configuration is invalid."""
 
 
-class BackendUnavailable(BenchError):
-    """A backend library or device is not present; the message says what to install."""
-
-
 class BaselineError(BenchError):
     """baselines.json is unreadable, malformed or cannot be written."""
 

@@ -19,14 +19,16 @@ from whisper_ptq_bench.configs import QuantConfig
 
 #: Measured per machine profile for every configuration.
 PROFILE_FIELDS = ("speed", "rtf", "speedup")
-#: Also per profile where activations are quantized: their outputs follow the CPU's integer kernels
-#: (measured: on another CPU, every activation-quantized configuration changed transcripts).
+#: Also per profile where the backend's kernels depend on the CPU (quantized activations, bitsandbytes):
+#: measured on another CPU, every activation-quantized configuration changed transcripts.
 ACTIVATION_FIELDS = ("output", "wer", "words", "transcripts", "fingerprint")
 
 
 def profile_bound(config: QuantConfig) -> tuple[str, ...]:
     """Entry fields of ``config`` that belong to a machine profile rather than to every machine."""
-    return PROFILE_FIELDS + (ACTIVATION_FIELDS if config.activation is not None else ())
+    from whisper_ptq_bench.backends import get_backend
+
+    return PROFILE_FIELDS + (ACTIVATION_FIELDS if get_backend(config.backend).kernel_dependent(config) else ())
 
 
 def split_entry(entry: dict, config: QuantConfig) -> tuple[dict, dict]:

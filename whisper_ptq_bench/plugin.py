@@ -28,7 +28,7 @@ def pytest_addoption(parser):
         "librispeech-other, or the groups real, synth, librispeech, all. Default: %(default)r")
     add("--ptq-matrix", default=os.environ.get("PTQ_MATRIX", "default"),
         help="configurations: smoke, default, full, or a comma list of config ids. Default: %(default)r")
-    add("--ptq-max-utterances", type=int, default=int(os.environ.get("PTQ_MAX_UTTERANCES", "40")),
+    add("--ptq-max-utterances", default=os.environ.get("PTQ_MAX_UTTERANCES", "30"),
         help="use N utterances of each corpus, spread evenly over it (LibriSpeech: its first N); 0: all. "
         "Default: %(default)r")
     add("--ptq-batch-size", type=int, default=8,
@@ -51,27 +51,34 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """Only registers markers: a pytest run that collects no ``ptq_case`` imports nothing heavy, changes no
+    logging and never fails on ``--ptq-*`` values or ``PTQ_*`` variables."""
     config.addinivalue_line("markers", "ptq: a whisper-ptq-bench quantization case")
     # pytest-xdist registers it when installed; without xdist the mark is inert but must stay known
     config.addinivalue_line("markers", "xdist_group(name): keep a configuration's cases on one xdist worker")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    except ImportError:
-        pass
     config.stash[_ROWS] = []
-    if not hasattr(config.option, "ptq_model"):  # plugin loaded without its options (e.g. -p no:...)
-        return
-    options = _options(config)  # bad --ptq-* values are usage errors before anything runs
-    from whisper_ptq_bench.configs import matrix
 
-    try:
-        matrix(config.getoption("--ptq-matrix"))
-    except BenchError as err:
-        raise pytest.UsageError(f"--ptq-matrix: {err}") from None
-    config.stash[_OPTIONS] = options
+
+def _session_options(config):
+    """The validated options, parsed on first use (when a ``ptq_case`` is collected); bad values, from the
+    command line or from ``PTQ_*`` variables, are usage errors that name both."""
+    if _OPTIONS not in config.stash:
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        try:
+            import transformers
+
+            transformers.logging.set_verbosity_error()
+        except ImportError:
+            pass
+        options = _options(config)
+        from whisper_ptq_bench.configs import matrix
+
+        try:
+            matrix(config.getoption("--ptq-matrix"))
+        except BenchError as err:
+            raise pytest.UsageError(f"--ptq-matrix (or PTQ_MATRIX): {err}") from None
+        config.stash[_OPTIONS] = options
+    return config.stash[_OPTIONS]
 
 
 def _options(config):
@@ -94,19 +101,27 @@ def _options(config):
 
     root = Path(str(config.rootpath))
     baselines = Path(config.getoption("--ptq-baselines") or root / "baselines.json")
-    for name, minimum in (("--ptq-batch-size", 1), ("--ptq-encoder-batch-size", 1), ("--ptq-rounds", 1), ("--ptq-max-utterances", 0)):
+    raw = str(config.getoption("--ptq-max-utterances")).strip()
+    if not raw.isdigit():
+        raise pytest.UsageError(
+            f"--ptq-max-utterances (or PTQ_MAX_UTTERANCES): {raw!r} is not a whole number >= 0 (0: every utterance)"
+        )
+    for name, minimum in (("--ptq-batch-size", 1), ("--ptq-encoder-batch-size", 1), ("--ptq-rounds", 1)):
         if config.getoption(name) is not None and config.getoption(name) < minimum:
             raise pytest.UsageError(f"{name} must be >= {minimum}, got {config.getoption(name)}")
+    for name, variable in (("--ptq-model", "PTQ_MODEL"), ("--ptq-corpus", "PTQ_CORPUS"), ("--ptq-matrix", "PTQ_MATRIX")):
+        if not csv(name):
+            raise pytest.UsageError(f"{name} (or {variable}): empty; give at least one value (see pytest --help)")
     try:
         corpora = expand(config.getoption("--ptq-corpus"))
     except BenchError as err:
-        raise pytest.UsageError(f"--ptq-corpus: {err}") from None
+        raise pytest.UsageError(f"--ptq-corpus (or PTQ_CORPUS): {err}") from None
     return Options(
         models=list(csv("--ptq-model")),
         corpora=corpora,
         batch_size=config.getoption("--ptq-batch-size"),
         encoder_batch_size=config.getoption("--ptq-encoder-batch-size"),
-        max_utterances=config.getoption("--ptq-max-utterances") or None,
+        max_utterances=int(raw) or None,
         rounds=config.getoption("--ptq-rounds"),
         device=device,
         scope=csv("--ptq-scope"),
@@ -124,11 +139,8 @@ def pytest_generate_tests(metafunc):
     from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.configs import matrix
 
-    options = metafunc.config.stash[_OPTIONS]
-    try:
-        configs = matrix(metafunc.config.getoption("--ptq-matrix"))
-    except BenchError as err:
-        raise pytest.UsageError(f"--ptq-matrix: {err}") from None
+    options = _session_options(metafunc.config)
+    configs = matrix(metafunc.config.getoption("--ptq-matrix"))
     params = []
     for model in options.models:
         for cfg in configs:
@@ -149,7 +161,7 @@ def ptq_harness(request):
 
     config = request.config
     if _HARNESS not in config.stash:
-        config.stash[_HARNESS] = Harness(config.stash[_OPTIONS])
+        config.stash[_HARNESS] = Harness(_session_options(config))
     return config.stash[_HARNESS]
 
 
@@ -161,6 +173,22 @@ def pytest_collection_modifyitems(session, config, items):
         return 0 if case is not None and case[2].id == "fp32" else 1
 
     items.sort(key=key)  # stable: the matrix order is kept otherwise
+
+
+def pytest_collection_finish(session):
+    """Before the first case: the baselines file must read and validate (and be writable in an update run),
+    so a typo in it costs one line of output, not the whole main job."""
+    if not any("ptq_case" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    options = session.config.stash.get(_OPTIONS, None)
+    if options is None:
+        return
+    from whisper_ptq_bench import baselines as bl
+
+    try:
+        bl.preflight(options.baselines_path, write=options.update_baselines)
+    except BenchError as err:
+        raise pytest.UsageError(f"--ptq-baselines: {err}") from None
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -13,8 +13,6 @@ import copy
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus
 
 #: Decoding of an utterance stops at this many tokens per second of its audio (plus a margin), so that a
@@ -190,14 +188,3 @@ def check_outputs(texts: list[str]) -> str | None:
     if texts and all(not t.strip() for t in texts):
         return f"every one of the {len(texts)} transcripts is empty"
     return None
-
-
-def logits_finite(model, fb: FeatureBatches, device: str = "cpu") -> bool:
-    """One forward pass on the first batch with the start token: are the logits finite?"""
-    import torch
-
-    feats = fb.batches[0][:1].to(device=device, dtype=input_dtype(model))
-    start = model.generation_config.decoder_start_token_id
-    with torch.no_grad():
-        out = model(input_features=feats, decoder_input_ids=torch.tensor([[start]], device=device))
-    return bool(np.isfinite(out.logits.float().cpu().numpy()).all())

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from whisper_ptq_bench.configs import QuantConfig
-from whisper_ptq_bench.errors import BackendUnavailable, ConfigError
+from whisper_ptq_bench.errors import ConfigError
 
 #: A calibration pass: runs the (prepared) model over the calibration split, teacher-forced.
 Calibrate = Callable[[object], None]
@@ -62,6 +62,12 @@ class Backend:
     module: ClassVar[str | None] = None
     requirement: ClassVar[str] = ""
 
+    def kernel_dependent(self, config: QuantConfig) -> bool:
+        """Whether ``config``'s outputs depend on which kernels the machine's CPU selects, so that they are
+        compared only against a baseline of the same machine profile. Quantized activations run integer
+        kernels chosen per CPU; weight-only configurations that dequantize into float matmuls do not."""
+        return config.activation is not None
+
     def needs_calibration(self, config: QuantConfig) -> bool:
         """Whether ``quantize`` needs a calibration pass: static schemes observe activations."""
         return config.scheme == "static"
@@ -96,10 +102,6 @@ class Backend:
         """The float32 (out_features, in_features) CPU weight ``module`` computes with; None if not one of its own."""
         return None
 
-    def check(self) -> None:
-        reason = self.unavailable()
-        if reason:
-            raise BackendUnavailable(reason)
 
 
 def replace_module(model, name: str, new) -> None:

@@ -35,6 +35,11 @@ class BitsAndBytes(Backend):
             return f"bnb: unknown options {sorted(extra)} for 4-bit" if extra else None
         return f"bnb: weights {config.weight} are not offered (int8, nf4, fp4)"
 
+    def kernel_dependent(self, config) -> bool:
+        """Always: on CPUs with AVX512-BF16 bitsandbytes repacks 4-bit weights for a bf16 kernel at the first
+        forward, elsewhere it runs float32; LLM.int8 quantizes activations."""
+        return True
+
     def quantize(self, model, config, scope, device, calibrate=None):
         import bitsandbytes as bnb
         import torch

@@ -16,7 +16,6 @@ from whisper_ptq_bench.models.convert import Ct2Source, cached_dir, source_from_
 log = logging.getLogger(__name__)
 
 DEFAULT_HUB_MODEL = "openai/whisper-small"
-DEFAULT_OFFLINE_MODEL = "tiny.en"
 
 
 @dataclass(frozen=True)
