@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -21,6 +22,10 @@ def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(t
     for config in ("fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "quanto.w-int8.channel.sym"):
         recorder.run_case("tiny.en", "real-clean", QuantConfig.from_id(config))
     recorder.finish()
+    # this subset targets weights, outputs and scope; speed on 4 utterances and 2 rounds is left to the drill itself
+    data = json.loads(options.baselines_path.read_text())
+    data["tolerances"]["speed"] = 100.0
+    options.baselines_path.write_text(json.dumps(data))
 
     chosen = [by_name(n) for n in ("hqq-optimizer-off", "torchao-perrow-as-pertensor", "quanto-skip-mlp",
                                    "whisper-attn-double-scaling")]
@@ -28,7 +33,8 @@ def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(t
     rows = drill.run(chosen, dataclasses.replace(options, update_baselines=False), echo=lines.append,
                      models={"tiny.en": tiny_en})
     by_reg = {r.regression: r for r in rows}
-    assert all(line.endswith("green") for line in lines if line.startswith("control"))  # unpatched: all green
+    controls = [line for line in lines if line.startswith("control")]
+    assert controls and all(line.endswith("green") for line in controls), controls  # unpatched: all green
     assert by_reg["hqq-optimizer-off"].verdict == "caught" and "weights" in by_reg["hqq-optimizer-off"].checks
     assert "weights" in by_reg["torchao-perrow-as-pertensor"].checks
     skip = by_reg["quanto-skip-mlp"]

@@ -189,7 +189,7 @@ def test_markdown_results_table_rows_and_columns(markdown):
     assert rows["`fp32`"][6:9] == ["5.00%", "reference", "—"]
     hqq = rows["`hqq.w-int4.g64.asym`"]
     assert hqq[1:6] == ["HQQ", "weight-only", "asymmetric", "per-group(64)", "4 (int4)"]
-    assert hqq[6:] == ["7.50%", "+2.50", "[+0.00, +5.00]", "61.90", "59.0%", "0.139", "0.80×", "pass"]
+    assert hqq[6:] == ["7.50%", "+2.50", "[+0.00, +5.00]", "61.90", "59.0%", "—", "—", "0.139", "—", "0.80×", "pass"]
     assert rows["`torch-ao.dyn-int8.a-int8.tensor.sym`"][2] == "dynamic (int8 act.)"
     assert rows["`bnb.w-nf4.g64.sym`"][7] == "**+5.00**"  # the interval excludes 0: flagged
     assert rows["`bnb.w-nf4.g64.sym`"][-1] == "**✗ fail**"

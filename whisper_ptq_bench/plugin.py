@@ -15,6 +15,7 @@ from whisper_ptq_bench.machine import describe
 _HARNESS = pytest.StashKey["object"]()
 _ROWS = pytest.StashKey[list]()
 _OPTIONS = pytest.StashKey["object"]()
+_USAGE = pytest.StashKey["object"]()
 
 
 def pytest_addoption(parser):
@@ -139,7 +140,12 @@ def pytest_generate_tests(metafunc):
     from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.configs import matrix
 
-    options = _session_options(metafunc.config)
+    try:
+        options = _session_options(metafunc.config)
+    except pytest.UsageError as err:  # raised again once collection ends: a usage error, not a collection error
+        metafunc.config.stash[_USAGE] = err
+        metafunc.parametrize("ptq_case", [])
+        return
     configs = matrix(metafunc.config.getoption("--ptq-matrix"))
     params = []
     for model in options.models:
@@ -178,6 +184,8 @@ def pytest_collection_modifyitems(session, config, items):
 def pytest_collection_finish(session):
     """Before the first case: the baselines file must read and validate (and be writable in an update run),
     so a typo in it costs one line of output, not the whole main job."""
+    if _USAGE in session.config.stash:
+        raise session.config.stash[_USAGE]
     if not any("ptq_case" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     options = session.config.stash.get(_OPTIONS, None)
