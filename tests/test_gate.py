@@ -194,3 +194,14 @@ def test_machine_profile_names_what_selects_kernels(tmp_path):
     assert machine.profile_key(prof) != machine.profile_key({**prof, "flags": "avx avx2 fma"})
     assert machine.profile_key(prof).startswith("cpu-")
     assert "Test CPU 9000" in machine.describe(prof)
+
+
+def test_steadiness_is_judged_on_the_latest_rounds_not_on_drift_between_cases():
+    from whisper_ptq_bench.speed import pooled
+
+    earlier = Timing(fp32=[1.0, 1.01, 1.0], config=[0.8, 0.81, 0.8])
+    later = Timing(fp32=[1.4, 1.41, 1.4], config=[1.12, 1.13, 1.12])  # the whole machine 40% slower, steadily
+    both = pooled(earlier, later)
+    assert both.steady and len(both.ratios) == 6 and np.isclose(both.cost, 0.8, rtol=0.01)
+    disturbed = pooled(earlier, Timing(fp32=[1.0, 1.6, 1.0], config=[0.8, 1.3, 0.8]))
+    assert not disturbed.steady

@@ -481,8 +481,7 @@ class Harness:
             if timing.steady and self._speed_suspect(result, sp.pooled(earlier, timing)):
                 # a slowdown beyond the threshold must survive more rounds before it turns the case red
                 more = measure(None, CONFIRM_FACTOR * self.options.rounds)
-                if more.steady:
-                    timing = sp.pooled(timing, more)
+                timing = sp.pooled(timing, more)  # steadiness is the confirmation's: disturbed, it is not judged
         if timing.steady:
             self.timings[key] = sp.pooled(earlier, timing)
         result.speed = {**sp.pooled(earlier, timing).as_dict(), "rounds_this_case": len(timing.config)}

@@ -55,7 +55,8 @@ class Timing:
     fp32: list[float] = field(default_factory=list)
     config: list[float] = field(default_factory=list)
     workload: str = ""
-    foreign_load: float = 0.0  # share of all CPUs used by other processes during the rounds
+    foreign_load: float = 0.0  # share of all CPUs used by other processes during the latest rounds
+    recent: int = 0  # rounds of the latest measurement (pooled timings keep earlier cases' rounds before them)
 
     @property
     def ratios(self) -> np.ndarray:
@@ -68,8 +69,9 @@ class Timing:
 
     @property
     def fp32_spread(self) -> float:
-        """(slowest - fastest) / fastest fp32 round: how steady the machine was during this case."""
-        f = np.asarray(self.fp32, dtype=np.float64)
+        """(slowest - fastest) / fastest fp32 round of the latest measurement: how steady the machine was while
+        this case was timed (the machine's speed may drift between cases; the paired ratio cancels that)."""
+        f = np.asarray(self.fp32[-self.recent:] if self.recent else self.fp32, dtype=np.float64)
         return float((f.max() - f.min()) / f.min())
 
     @property
@@ -136,4 +138,5 @@ def pooled(earlier: Timing | None, now: Timing) -> Timing:
     ``now``; steadiness and load are those of ``now``."""
     if earlier is None:
         return now
-    return Timing(earlier.fp32 + now.fp32, earlier.config + now.config, now.workload, now.foreign_load)
+    return Timing(earlier.fp32 + now.fp32, earlier.config + now.config, now.workload, now.foreign_load,
+                  now.recent or len(now.fp32))
