@@ -48,3 +48,18 @@ def real_clean():
     from whisper_ptq_bench.data import load_corpus
 
     return load_corpus("real-clean")
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small random Whisper with the real layer layout (encoder/decoder Linear modules, 1500 positions)."""
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = WhisperConfig(
+        vocab_size=600, num_mel_bins=80, d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=256, decoder_ffn_dim=256, max_source_positions=1500,
+        max_target_positions=64, pad_token_id=1, bos_token_id=1, eos_token_id=1, decoder_start_token_id=2,
+    )
+    return WhisperForConditionalGeneration(config).eval()
