@@ -6,8 +6,11 @@ numbers are invented for these tests and are not measurements.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
+import os
 import re
 import shutil
 import struct
@@ -17,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from whisper_ptq_bench import baselines as bl
 from whisper_ptq_bench import report
 from whisper_ptq_bench.cli import main
+from whisper_ptq_bench.errors import BaselineError
 
 DATA = Path(__file__).parent / "data" / "report"
 SHARD_A, SHARD_B, SHARD_GPU = DATA / "shard-a.json", DATA / "shard-b.json", DATA / "shard-c-gpu.json"
@@ -46,18 +51,32 @@ def _cells(line: str) -> list[str]:
 
 def _section(text: str, heading: str) -> str:
     start = text.index(heading)
-    nxt = re.search(r"^#{1,4} ", text[start + len(heading):], flags=re.M)
-    return text[start: start + len(heading) + (nxt.start() if nxt else len(text))]
+    nxt = re.search(r"^#{1,4} ", text[start + len(heading) :], flags=re.M)
+    return text[start : start + len(heading) + (nxt.start() if nxt else len(text))]
 
 
 def _entry(case: str, extra_info: dict | None = None) -> dict:
-    return {"name": f"test_quantization[{case}]", "param": case, "stats": {"median": 1.0, "rounds": 1},
-            "extra_info": extra_info or {}}
+    return {
+        "name": f"test_quantization[{case}]",
+        "param": case,
+        "stats": {"median": 1.0, "rounds": 1},
+        "extra_info": extra_info or {},
+    }
 
 
-def _write_results(path: Path, entries: list[dict]) -> Path:
-    path.write_text(json.dumps({"machine_info": {}, "commit_info": {}, "benchmarks": entries,
-                                "datetime": "2025-01-01T00:00:00", "version": "5.1.0"}))
+def _write_results(path: Path, entries: list[dict], unmeasured: list[dict] | None = None, ours: bool = True) -> Path:
+    """A results file as ``pytest --benchmark-json`` writes it; with ``ours``, with the key the suite's plugin
+    always adds (``whisper_ptq_bench.unmeasured``: the cases that ended before they were timed)."""
+    data = {
+        "machine_info": {},
+        "commit_info": {},
+        "benchmarks": entries,
+        "datetime": "2025-01-01T00:00:00",
+        "version": "5.1.0",
+    }
+    if ours:
+        data["whisper_ptq_bench"] = {"unmeasured": unmeasured or []}
+    path.write_text(json.dumps(data))
     return path
 
 
@@ -95,7 +114,9 @@ def test_conflicting_duplicate_case_exits_2(tmp_path, capsys):
 
 
 def test_case_without_extra_info_is_known_by_its_benchmark_name(tmp_path):
-    shard = report.load_results(_write_results(tmp_path / "r.json", [{"name": "test_quantization[base/real-other/hqq.w-int4.g64.asym]"}]))
+    shard = report.load_results(
+        _write_results(tmp_path / "r.json", [{"name": "test_quantization[base/real-other/hqq.w-int4.g64.asym]"}])
+    )
     (case,) = shard.cases
     assert (case.model, case.corpus, case.config) == ("base", "real-other", "hqq.w-int4.g64.asym")
     assert case.verdict == "error" and case.wer is None and case.size_mb is None
@@ -103,7 +124,29 @@ def test_case_without_extra_info_is_known_by_its_benchmark_name(tmp_path):
 
 
 def test_hub_model_ids_with_slashes_split_correctly():
-    assert report.split_case_id("openai/whisper-small/real-clean/fp32") == ("openai/whisper-small", "real-clean", "fp32")
+    assert report.split_case_id("openai/whisper-small/real-clean/fp32") == (
+        "openai/whisper-small",
+        "real-clean",
+        "fp32",
+    )
+
+
+@pytest.mark.parametrize(
+    ("case_id", "parts"),
+    [
+        ("tiny.en/real-clean/zz.w-int4.g8", ("tiny.en", "real-clean", "zz.w-int4.g8")),  # config id does not parse
+        ("real-clean/fp32", ("", "real-clean", "fp32")),
+        ("fp32", ("", "", "fp32")),
+        ("/real-clean/fp32", ("", "real-clean", "fp32")),
+    ],
+)
+def test_ids_the_baselines_parser_refuses_are_still_reported(case_id, parts, tmp_path):
+    """The report parses ids with baselines.split_case_id, but an id it refuses is kept with what it says."""
+    with pytest.raises(BaselineError):
+        bl.split_case_id(case_id)
+    assert report.split_case_id(case_id) == parts
+    (case,) = report.load_results(_write_results(tmp_path / "r.json", [_entry(case_id)])).cases
+    assert (case.model, case.corpus, case.config) == parts and case.verdict == "error"
 
 
 def test_environments_differing_across_shards_are_reported(markdown):
@@ -118,14 +161,164 @@ def test_environments_differing_across_shards_are_reported(markdown):
 
 def test_batching_is_stated_and_a_mix_is_flagged(tmp_path):
     one = {"batching": "batch 8 by duration, encoder 2"}
-    path = _write_results(tmp_path / "a.json", [_entry("tiny.en/real-clean/fp32", one), _entry("tiny.en/real-other/fp32", one)])
+    path = _write_results(
+        tmp_path / "a.json", [_entry("tiny.en/real-clean/fp32", one), _entry("tiny.en/real-other/fp32", one)]
+    )
     report.write_report(report.load([path]), tmp_path / "one")
     text = (tmp_path / "one" / "report.md").read_text(encoding="utf-8")
     assert "Batching: batch 8 by duration, encoder 2." in text and "different batchings" not in text
-    other = _write_results(tmp_path / "b.json", [_entry("tiny.en/synth-clean/fp32", {"batching": "batch 1 by duration, encoder 1"})])
+    other = _write_results(
+        tmp_path / "b.json", [_entry("tiny.en/synth-clean/fp32", {"batching": "batch 1 by duration, encoder 1"})]
+    )
     report.write_report(report.load([path, other]), tmp_path / "two")
     text = (tmp_path / "two" / "report.md").read_text(encoding="utf-8")
     assert "2 different batchings (batch 1 by duration, encoder 1; batch 8 by duration, encoder 2)" in text
+
+
+# --------------------------------------------------------------------------- what the harness writes
+
+
+def _harness_case(case_id: str, config_id: str, **over):
+    """A CaseResult as the harness fills it for a measured case (the WER scored by metrics.score)."""
+    from whisper_ptq_bench.configs import QuantConfig
+    from whisper_ptq_bench.metrics import paired_bootstrap, score
+    from whisper_ptq_bench.runner import CaseResult
+
+    model, corpus, _ = case_id.rsplit("/", 2)
+    config = QuantConfig.from_id(config_id)
+    ids = ["u1", "u2", "u3"]
+    refs = ["the cat sat on the mat", "hello world", "quantization keeps the words"]
+    fp32 = score(ids, refs, refs)
+    wer = score(ids, refs, ["the cat sat on a mat", "hello world", "quantization keeps the word"])
+    fields = dict(
+        case_id=case_id,
+        model=model,
+        corpus=corpus,
+        config=config,
+        corpus_summary={"name": corpus, "hash": "0123abcd", "utterances": 3, "words": 12, "minutes": 0.25},
+        wer=wer,
+        delta={
+            **paired_bootstrap(fp32.error_vector(), wer.error_vector(), wer.word_vector()).as_dict(),
+            "fp32_wer": fp32.wer,
+        },
+        seconds=2.5,
+        speedup=1.6,
+        rtf=0.1667,
+        serialized_bytes=48_250_000,
+        tensor_bytes=47_000_000,
+        compression=0.6512,
+        compression_vs_fp16=0.3,
+        peak_memory=512_000_000,
+        scope={
+            "quantized_modules": 24,
+            "quantized_params": 20_000_000,
+            "float_modules": 10,
+            "float_params": 1_500_000,
+            "formats": {"HQQLinear(int4)": 24},
+            "float_kinds": {"LayerNorm": 10},
+            "beyond_scope": [],
+            "missed": [],
+        },
+        scope_line="24 modules quantized",
+        transcripts={"u1": "the cat sat on a mat"},
+        weights={
+            "model.encoder.layers.0.fc1": [0.0912, "int4 g64 asym (HQQ, axis 1)"],
+            "model.decoder.layers.0.fc1": [0.0876, "int4 g64 asym (HQQ, axis 1)"],
+        },
+        output={"kl": 0.0231, "top1": 0.97, "nll": 1.31, "per_utterance": {"u1": [0.02, 0.97, 1.3]}},
+        speed={"cost": 0.8, "ci95": [0.78, 0.83], "speedup": 1.25, "rounds": 5, "rounds_this_case": 5},
+        fp32_wer=fp32.wer,
+        baseline_status="ok",
+        environment={"python": "3.11", "torch": "2.5.1", "device": "cpu"},
+        profile="cpu-00000001",
+        batching="batch 8 by duration, encoder 2",
+    )
+    fields.update(over)
+    return CaseResult(**fields)
+
+
+def test_case_result_extra_info_is_reported(tmp_path):
+    """The JSON the plugin writes: CaseResult.extra_info() as a benchmark's extra_info; WER, size, verdict shown."""
+    case_id = "tiny.en/real-clean/hqq.w-int4.g64.asym"
+    result = _harness_case(case_id, "hqq.w-int4.g64.asym")
+    info = json.loads(json.dumps(result.extra_info()))  # through JSON, as pytest-benchmark stores it
+    entry = {
+        "name": f"test_quantization[{case_id}]",
+        "param": case_id,
+        "extra_info": info,
+        "stats": {"min": 2.4, "max": 2.6, "mean": 2.5, "median": 2.5, "rounds": 5, "iterations": 1},
+    }
+    results = report.load([_write_results(tmp_path / "r.json", [entry])])
+    (case,) = results.cases
+    assert (case.model, case.corpus, case.config) == ("tiny.en", "real-clean", "hqq.w-int4.g64.asym")
+    assert case.verdict == "pass" and case.wer == pytest.approx(2 / 12, abs=1e-6)  # 2 errors in 12 words, rounded
+    assert case.size_mb == 48.25 and case.kernel_speedup == 1.25 and case.weight_error == pytest.approx(0.0894)
+    report.write_report(results, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    row = next(_cells(ln) for ln in md.splitlines() if ln.startswith("| `hqq.w-int4.g64.asym`"))
+    assert row[1:6] == ["HQQ", "weight-only", "asymmetric", "per-group(64)", "4 (int4)"]
+    assert row[6] == "16.67%" and row[7] == "+16.67"  # WER and its change against fp32 (0% here)
+    assert row[9:] == ["48.25", "65.1%", "8.94%", "0.0231", "0.167", "1.25×", "1.60×", "pass"]
+    assert "1 cases from 1 results file(s): 1 passed, 0 failed baseline checks, 0 errored" in md
+    assert "3 utterances, 12 words, 0.25 min of audio, hash 0123abcd." in md
+    assert "| `hqq.w-int4.g64.asym` | 24 | 20.00 | HQQLinear(int4) ×24 | 10 (LayerNorm 10) | 1.50 | — | — |" in md
+    assert "Batching: batch 8 by duration, encoder 2." in md
+    assert "Baseline status of the measured cases: 1 ok." in md
+
+
+def test_unmeasured_cases_are_reported_as_errored_or_skipped(tmp_path):
+    """Cases that ended before they were timed are not among the benchmarks but under whisper_ptq_bench.unmeasured."""
+    measured = "tiny.en/real-clean/fp32"
+    errored = _harness_case(
+        "tiny.en/real-clean/bnb.w-nf4.g64.sym",
+        "bnb.w-nf4.g64.sym",
+        wer=None,
+        delta=None,
+        speed=None,
+        output=None,
+        error="QuantizationError: bitsandbytes needs a CUDA device",
+        baseline_status="errored",
+        serialized_bytes=0,
+        compression=0.0,
+    )
+    skipped = {
+        "case": "tiny.en/real-other/torchao.w-int8.channel.sym",
+        "model": "tiny.en",
+        "corpus": {"name": "real-other"},
+        "config": "torchao.w-int8.channel.sym",
+        "verdict": "skipped",
+        "reason": "torchao is not installed",
+    }
+    info = json.loads(json.dumps(_harness_case(measured, "fp32").extra_info()))
+    path = _write_results(
+        tmp_path / "r.json",
+        [{"name": f"test_quantization[{measured}]", "extra_info": info, "stats": {"median": 2.5, "rounds": 5}}],
+        unmeasured=[json.loads(json.dumps(errored.extra_info())), skipped],
+    )
+    results = report.load([path])
+    assert [(c.case_id, c.verdict) for c in results.cases] == [
+        (measured, "pass"),
+        (errored.case_id, "error"),
+        (skipped["case"], "skipped"),
+    ]
+    report.write_report(results, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert (
+        "3 cases from 1 results file(s): 1 passed, 0 failed baseline checks, 1 errored before measuring, 1 skipped"
+        in md
+    )
+    failed = _section(md, "## Failed, errored and skipped cases")
+    assert f"- `{errored.case_id}`" in failed and "errored before it was measured" in failed
+    assert "QuantizationError: bitsandbytes needs a CUDA device" in failed
+    assert f"- `{skipped['case']}`" in failed and f"skipped: torchao is not installed ({path})" in failed
+    assert measured not in failed
+
+
+def test_unmeasured_key_must_hold_case_records(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"benchmarks": [], "whisper_ptq_bench": {"unmeasured": [{"wer": 0.1}]}}))
+    with pytest.raises(report.ReportError, match="must be a list of case records"):
+        report.load_results(path)
 
 
 # --------------------------------------------------------------------------- bad input: exit 2 and a message
@@ -167,6 +360,23 @@ def test_entry_without_name_is_rejected(tmp_path):
         report.load_results(_write_results(tmp_path / "r.json", [{"stats": {}}]))
 
 
+def test_benchmarks_of_another_project_are_refused(tmp_path):
+    """pytest-benchmark output, but none of its benchmarks carries a case: not a file of this suite."""
+    entries = [
+        {
+            "name": "test_sort[1000]",
+            "param": "1000",
+            "stats": {"median": 0.002, "rounds": 100},
+            "extra_info": {"size": 1000},
+        },
+        {"name": "test_parse", "stats": {"median": 0.01, "rounds": 10}, "extra_info": {}},
+    ]
+    path = _write_results(tmp_path / "other.json", entries, ours=False)
+    with pytest.raises(report.ReportError, match="not of whisper-ptq-bench") as err:
+        report.load([path])
+    assert str(path) in str(err.value)
+
+
 def test_no_subcommand_is_a_usage_error(capsys):
     assert main([]) == 2
     assert "report" in capsys.readouterr().err
@@ -180,9 +390,23 @@ def test_markdown_results_table_rows_and_columns(markdown):
     lines = [ln for ln in clean.splitlines() if ln.startswith("|")]
     header = _cells(lines[0])
     assert header == [
-        "Config", "Library", "Scheme", "Method", "Granularity", "Bits (format)", "WER", "Δ WER vs fp32 (pts)",
-        "95% CI (pts)", "Size (MB)", "Compression", "Weight error", "KL vs fp32", "RTF", "Kernel speed-up",
-        "E2E speed-up", "Verdict",
+        "Config",
+        "Library",
+        "Scheme",
+        "Method",
+        "Granularity",
+        "Bits (format)",
+        "WER",
+        "Δ WER vs fp32 (pts)",
+        "95% CI (pts)",
+        "Size (MB)",
+        "Compression",
+        "Weight error",
+        "KL vs fp32",
+        "RTF",
+        "Kernel speed-up",
+        "E2E speed-up",
+        "Verdict",
     ]
     rows = {r[0]: r for r in map(_cells, lines[2:])}
     assert list(rows)[0] == "`fp32`"  # fp32 first
@@ -217,7 +441,7 @@ def test_markdown_sections(markdown):
     changes = _section(markdown, "### Failed checks")
     assert "`tiny.en/real-clean/bnb.w-nf4.g64.sym`" in changes and "exceeds the baseline" in changes
     assert "transcripts changed against the baseline: u2" in _section(markdown, "### Warnings")
-    failed = markdown[markdown.index("## Failed and errored cases"):]
+    failed = markdown[markdown.index("## Failed, errored and skipped cases") :]
     assert "`tiny.en/real-clean/quanto.w-int4.g128.asym`" in failed and "errored before it was measured" in failed
     assert "size 61.20 MB" in failed  # partial extra_info is used
     assert "13 cases from 3 results file(s): 10 passed, 1 failed baseline checks, 2 errored" in markdown
@@ -226,7 +450,11 @@ def test_markdown_sections(markdown):
 def test_sort_by_library_groups_libraries():
     ids = ["fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "hqq.w-int2.g64.asym", "zz.w-int4.g8.sym"]
     assert report.order_configs(ids, "library") == [
-        "fp32", "torchao.w-int8.channel.sym", "hqq.w-int4.g64.asym", "hqq.w-int2.g64.asym", "zz.w-int4.g8.sym",
+        "fp32",
+        "torchao.w-int8.channel.sym",
+        "hqq.w-int4.g64.asym",
+        "hqq.w-int2.g64.asym",
+        "zz.w-int4.g8.sym",
     ]
     assert report.order_configs(list(reversed(ids)), "config")[:2] == ["fp32", "torchao.w-int8.channel.sym"]
 
@@ -273,10 +501,73 @@ def test_png_plots_are_written_and_valid(written):
         assert len(data) > 20_000  # a drawn figure, not an empty canvas
 
 
-def test_outputs_written_atomically(written):
+def test_outputs_leave_no_temporary_files(written):
     out, paths = written
     assert {p.name for p in paths} >= {"report.md", "report.html"}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_report_is_replaced_atomically(step, tmp_path, monkeypatch):
+    """A write of report.md that fails midway (half written, not synced, not renamed) leaves the previous
+    report.md whole and no temporary file behind."""
+    out = tmp_path / "out"
+    report.write_report(report.load([SHARD_GPU]), out, title="Old")
+    before = {name: (out / name).read_bytes() for name in ("report.md", "report.html")}
+    new_md = b"# New\n"  # how the new report.md begins: the failure is injected there, after the plots
+
+    if step == "write":  # the temporary file receives half of the text, then the disk is full
+        real_fdopen = os.fdopen
+
+        class HalfWriter(io.BufferedWriter):
+            def write(self, data):
+                if not bytes(data).startswith(new_md):
+                    return super().write(data)
+                super().write(bytes(data)[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "injected: no space left on device")
+
+        monkeypatch.setattr(
+            os,
+            "fdopen",
+            lambda fd, mode="r", *a, **k: (
+                HalfWriter(io.FileIO(fd, "wb")) if mode == "wb" else real_fdopen(fd, mode, *a, **k)
+            ),
+        )
+    elif step == "fsync":
+        real_fsync = os.fsync
+
+        def fsync(fd):
+            if os.pread(fd, len(new_md), 0) == new_md:
+                raise OSError(errno.EIO, "injected: fsync failed")
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    else:
+        real_replace = os.replace
+
+        def replace(src, dst):
+            if Path(dst).name == "report.md":
+                assert Path(src).read_bytes().startswith(new_md)  # the new text was complete in the temporary file
+                raise OSError(errno.EIO, "injected: rename failed")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="injected"):
+        report.write_report(report.load([SHARD_A, SHARD_B]), out, title="New")
+    assert (out / "report.md").read_bytes() == before["report.md"]
+    assert before["report.md"].startswith(b"# Old\n")
+    assert (out / "report.html").read_bytes() == before["report.html"]  # written after report.md: not reached
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def test_atomic_write_refuses_a_read_only_file(tmp_path, monkeypatch):
+    path = tmp_path / "report.md"
+    path.write_text("old")
+    monkeypatch.setattr(os, "access", lambda p, mode: False)  # as for a chmod a-w file, even as root
+    with pytest.raises(PermissionError, match="read-only") as err:
+        report.atomic_write(path, "new")
+    assert err.value.filename == str(path)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
 
 
 def test_html_is_self_contained_and_references_plots(written):
@@ -289,8 +580,15 @@ def test_html_is_self_contained_and_references_plots(written):
 
 def test_html_escapes_config_ids(tmp_path):
     evil = "hqq.w-int4<script>alert(1)</script>"
-    info = {"case": f"tiny.en/real-clean/{evil}", "model": "tiny.en", "config": evil, "wer": 0.1, "size_mb": 50.0,
-            "speedup_vs_fp32": 1.2, "verdict": "pass"}
+    info = {
+        "case": f"tiny.en/real-clean/{evil}",
+        "model": "tiny.en",
+        "config": evil,
+        "wer": 0.1,
+        "size_mb": 50.0,
+        "speedup_vs_fp32": 1.2,
+        "verdict": "pass",
+    }
     path = _write_results(tmp_path / "r.json", [_entry(f"tiny.en/real-clean/{evil}", info)])
     paths = report.write_report(report.load([path]), tmp_path / "out", title="A <b> title")
     text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
@@ -317,7 +615,10 @@ def test_module_entry_point(tmp_path):
     shutil.copy(SHARD_GPU, tmp_path / "gpu.json")
     proc = subprocess.run(
         [sys.executable, "-m", "whisper_ptq_bench.cli", "report", "gpu.json", "missing.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "missing.json: no such file" in proc.stderr and "Traceback" not in proc.stderr
