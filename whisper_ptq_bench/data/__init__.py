@@ -14,7 +14,11 @@ __all__ = ["SAMPLE_RATE", "Corpus", "Utterance", "corpus_names", "load_corpus", 
 
 CALIBRATION = "calibration"
 #: "clean" and "other" conditions of each family, for the clean-vs-noisy contrast.
-PAIRS = {"real": ("real-clean", "real-other"), "synth": ("synth-clean", "synth-other"), "librispeech": ("librispeech-clean", "librispeech-other")}
+PAIRS = {
+    "real": ("real-clean", "real-other"),
+    "synth": ("synth-clean", "synth-other"),
+    "librispeech": ("librispeech-clean", "librispeech-other"),
+}
 
 
 def corpus_names() -> list[str]:
@@ -34,7 +38,9 @@ def expand(spec: str) -> list[str]:
     known = set(corpus_names())
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise CorpusError(f"unknown corpus {unknown[0]!r}; known: {', '.join(corpus_names())}, or the groups {', '.join(PAIRS)}, all")
+        raise CorpusError(
+            f"unknown corpus {unknown[0]!r}; known: {', '.join(corpus_names())}, or the groups {', '.join(PAIRS)}, all"
+        )
     return list(dict.fromkeys(names))
 
 

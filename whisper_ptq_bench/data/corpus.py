@@ -60,13 +60,17 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, utt_id: str, *, corpus:
         raise CorpusError(f"{where}: the audio holds NaN or infinite samples")
     if sample_rate != SAMPLE_RATE:
         if sample_rate < 8_000:
-            raise CorpusError(f"{where}: sample rate {sample_rate} Hz is too low for speech recognition; give 16 kHz audio")
+            raise CorpusError(
+                f"{where}: sample rate {sample_rate} Hz is too low for speech recognition; give 16 kHz audio"
+            )
         import soxr  # the maintained libsoxr binding: high-quality, deterministic resampling
 
         key = corpus or utt_id
         if key not in _resample_notices:
             _resample_notices.add(key)
-            log.warning("resampling %s from %d Hz to %d Hz", f"corpus {corpus!r}" if corpus else where, sample_rate, SAMPLE_RATE)
+            log.warning(
+                "resampling %s from %d Hz to %d Hz", f"corpus {corpus!r}" if corpus else where, sample_rate, SAMPLE_RATE
+            )
         audio = soxr.resample(audio, sample_rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(audio)
 

@@ -15,7 +15,9 @@ CONDITIONS = {"librispeech-clean": "clean", "librispeech-other": "other"}
 LICENSE = "CC-BY-4.0 (LibriSpeech, openslr.org/12)"
 
 
-def load_librispeech(name: str, *, path: str | None = None, max_utterances: int | None = None, streaming: bool | None = None) -> Corpus:
+def load_librispeech(
+    name: str, *, path: str | None = None, max_utterances: int | None = None, streaming: bool | None = None
+) -> Corpus:
     """Load the test split of LibriSpeech ``clean`` or ``other``.
 
     ``path`` defaults to the hub dataset (or ``$WHISPER_PTQ_BENCH_LIBRISPEECH``); a local directory in

@@ -1,4 +1,8 @@
-"""The offline corpora shipped with the package: FLAC files described by a manifest per corpus."""
+"""The offline corpora shipped with the package: FLAC files described by a manifest per corpus.
+
+The corpora and their manifests are written by the maintainers' builder, ``python -m tools.corpora`` run from a
+checkout (``tools/corpora``; not installed with the package).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ CORPORA_DIR = Path(__file__).with_name("corpora")  # shipped with the package
 def corpora_dir() -> Path:
     """The directory of offline corpora: $WHISPER_PTQ_BENCH_CORPORA, else the one shipped."""
     return Path(os.environ.get("WHISPER_PTQ_BENCH_CORPORA") or CORPORA_DIR)
+
+
 MANIFEST = "manifest.json"
 MANIFEST_FIELDS = ("id", "file", "text", "duration", "sha256", "source", "license")
 
@@ -42,7 +48,9 @@ def read_manifest(directory: Path) -> dict:
     except UnicodeDecodeError as err:
         raise CorpusError(f"{path}: manifest is not UTF-8 ({err})") from None
     except json.JSONDecodeError as err:
-        raise CorpusError(f"{path}: manifest does not parse at line {err.lineno}, column {err.colno}: {err.msg}") from None
+        raise CorpusError(
+            f"{path}: manifest does not parse at line {err.lineno}, column {err.colno}: {err.msg}"
+        ) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("utterances"), list):
         raise CorpusError(f"{path}: manifest must be an object with a list 'utterances'")
     for i, entry in enumerate(manifest["utterances"]):
@@ -61,7 +69,9 @@ def load_offline(name: str, root: Path | None = None, *, verify: bool = True) ->
     root = root or corpora_dir()
     directory = root / name
     if not directory.is_dir():
-        raise CorpusError(f"unknown offline corpus {name!r}; shipped corpora: {', '.join(offline_corpus_names(root)) or 'none'}")
+        raise CorpusError(
+            f"unknown offline corpus {name!r}; shipped corpora: {', '.join(offline_corpus_names(root)) or 'none'}"
+        )
     manifest = read_manifest(directory)
     utterances = []
     for entry in manifest["utterances"]:
@@ -74,7 +84,9 @@ def load_offline(name: str, root: Path | None = None, *, verify: bool = True) ->
             noise = (directory / str(mix.get("noise", ""))).resolve()
             if not noise.is_file():
                 raise CorpusError(f"utterance {utt_id!r} of corpus {name!r}: noise track {noise} is missing")
-            loader = _mixed_loader(path, noise, int(mix["offset"]), float(mix["gain"]), utt_id, name, entry["sha256"] if verify else None)
+            loader = _mixed_loader(
+                path, noise, int(mix["offset"]), float(mix["gain"]), utt_id, name, entry["sha256"] if verify else None
+            )
         else:
             if verify:
                 got = file_sha256(path)
@@ -127,7 +139,9 @@ def _mixed_loader(clean: Path, noise: Path, offset: int, gain: float, utt_id: st
             _NOISE_CACHE[noise] = _read(noise, utt_id, corpus, "int16")
         track, noise_rate = _NOISE_CACHE[noise]
         if samples.ndim != 1 or track.ndim != 1 or rate != noise_rate:
-            raise CorpusError(f"utterance {utt_id!r} of corpus {corpus!r}: clean audio and noise must both be mono at one rate")
+            raise CorpusError(
+                f"utterance {utt_id!r} of corpus {corpus!r}: clean audio and noise must both be mono at one rate"
+            )
         mixed = mix_int16(samples, track, offset, gain)
         if sha256 is not None and pcm_sha256(mixed) != sha256:
             raise CorpusError(
