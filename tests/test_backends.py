@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from whisper_ptq_bench import scope as sc
+from whisper_ptq_bench import size
 from whisper_ptq_bench.backends import backends, get_backend
 from whisper_ptq_bench.configs import REFERENCE, QuantConfig, matrix
 from whisper_ptq_bench.errors import ConfigError
@@ -33,24 +34,48 @@ def test_backend_quantizes_exactly_the_scope(small, config):
         pytest.skip(reason)
     model = copy.deepcopy(small)
     requested = sc.select(model)
-    quantized = backend.quantize(model, config, requested, "cpu", calibrate if backend.needs_calibration(config) else None)
+    quantized = backend.quantize(
+        model, config, requested, "cpu", calibrate if backend.needs_calibration(config) else None
+    )
     report = sc.inspect(small, quantized, requested, backend)
     assert report.missed == [] and report.beyond == []
     assert {m.name for m in report.quantized} == set(requested)
-    assert all(m.kind in {"Conv1d", "Embedding", "LayerNorm", "WhisperPositionalEmbedding", "Linear"} for m in report.floating)
+    assert all(
+        m.kind in {"Conv1d", "Embedding", "LayerNorm", "WhisperPositionalEmbedding", "Linear"} for m in report.floating
+    )
     assert "proj_out" not in {m.name for m in report.quantized}
-    fp32 = sc.serialized_bytes(small)
-    assert 0 < sc.serialized_bytes(quantized) and sc.tensor_bytes(quantized) > 0
+    fp32 = size.serialized_bytes(small)
+    assert 0 < size.serialized_bytes(quantized) and size.tensor_bytes(quantized) > 0
     if config.bits <= 8 and config.option("kernel") is None and not config.id.startswith("torchao.w-int"):
-        assert sc.serialized_bytes(quantized) < fp32  # 8 bits and below must save bytes (torchao intx stores int8)
+        assert size.serialized_bytes(quantized) < fp32  # 8 bits and below must save bytes (torchao intx stores int8)
     with torch.no_grad():
         out = quantized(input_features=FEATS, decoder_input_ids=IDS).logits
     assert out.shape == (1, 4, 600) and torch.isfinite(out).all()
 
 
 def test_reference_quantizes_nothing(small):
-    report = sc.inspect(small, small, [], get_backend("none"))
-    assert report.quantized == [] and report.missed == []
+    """The reference backend, asked to quantize (even the whole default scope), leaves every module float32
+    with its weights bit for bit, so the fp32 outputs the cases are measured against are the model's own."""
+    backend = get_backend(REFERENCE.backend)
+    assert backend.name == "none" and backend.unsupported(REFERENCE, "cpu") is None
+    model = copy.deepcopy(small)
+    requested = sc.select(model)
+    quantized = backend.quantize(
+        model, REFERENCE, requested, "cpu", calibrate if backend.needs_calibration(REFERENCE) else None
+    )
+    report = sc.inspect(small, quantized, requested, backend)
+    assert report.quantized == [] and report.beyond == []
+    assert report.missed == requested  # nothing in scope was touched
+    assert {m.name for m in report.floating} >= set(requested)
+    assert {m.format for m in report.floating} == {"float32"}
+    reference, result = small.state_dict(), quantized.state_dict()
+    assert result.keys() == reference.keys()
+    for key, value in reference.items():
+        assert result[key].dtype == value.dtype and torch.equal(result[key], value), key
+    with torch.no_grad():
+        expected = small(input_features=FEATS, decoder_input_ids=IDS).logits
+        out = quantized(input_features=FEATS, decoder_input_ids=IDS).logits
+    assert torch.equal(out, expected)
 
 
 def test_whatever_a_library_quantizes_beyond_the_scope_is_reported(small):
@@ -98,8 +123,20 @@ def test_unsupported_configurations_say_why(config_id, device, fragment):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: GPU paths (bnb/quanto/hqq/torchao CUDA kernels) run on GPU runners")
-@pytest.mark.parametrize("config_id", ["bnb.w-nf4.g64.sym", "bnb.dyn-int8.a-int8.channel.sym.threshold=6", "quanto.w-int4.g128.asym", "torchao.w-int4.g128.asym.kernel=tinygemm", "hqq.w-int4.g64.asym.backend=torchao_int4"])
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA device: GPU paths (bnb/quanto/hqq/torchao CUDA kernels) run on GPU runners",
+)
+@pytest.mark.parametrize(
+    "config_id",
+    [
+        "bnb.w-nf4.g64.sym",
+        "bnb.dyn-int8.a-int8.channel.sym.threshold=6",
+        "quanto.w-int4.g128.asym",
+        "torchao.w-int4.g128.asym.kernel=tinygemm",
+        "hqq.w-int4.g64.asym.backend=torchao_int4",
+    ],
+)
 def test_gpu_backends_quantize_on_cuda(small, config_id):
     config = QuantConfig.from_id(config_id)
     backend = get_backend(config.backend)
@@ -109,5 +146,8 @@ def test_gpu_backends_quantize_on_cuda(small, config_id):
     model = copy.deepcopy(small).to("cuda")
     quantized = backend.quantize(model, config, sc.select(model), "cuda", None)
     with torch.no_grad():
-        out = quantized(input_features=FEATS.to("cuda", quantized.model.encoder.conv1.weight.dtype), decoder_input_ids=IDS.to("cuda")).logits
+        out = quantized(
+            input_features=FEATS.to("cuda", quantized.model.encoder.conv1.weight.dtype),
+            decoder_input_ids=IDS.to("cuda"),
+        ).logits
     assert torch.isfinite(out).all()

@@ -22,9 +22,19 @@ CASE = "tiny.en/real-clean/hqq.w-int4.g64.asym"
 
 def entry(**over):
     e = {
-        "wer": 0.05, "words": 100, "fp32_wer": 0.05, "compression": 0.3, "size_bytes": 1000, "speedup": 1.2, "rtf": 0.1,
-        "corpus_hash": "abc", "model_fingerprint": "f" * 64, "fingerprint": "x", "transcripts": {"u1": "hello"},
-        "scope": "64 modules", "weights": {"model.encoder.layers.0.fc1": [0.09, "int4 g64 asym (HQQ, axis 1)"]},
+        "wer": 0.05,
+        "words": 100,
+        "fp32_wer": 0.05,
+        "compression": 0.3,
+        "size_bytes": 1000,
+        "speedup": 1.2,
+        "rtf": 0.1,
+        "corpus_hash": "abc",
+        "model_fingerprint": "f" * 64,
+        "fingerprint": "x",
+        "transcripts": {"u1": "hello"},
+        "scope": "64 modules",
+        "weights": {"model.encoder.layers.0.fc1": [0.09, "int4 g64 asym (HQQ, axis 1)"]},
         "output": {"kl": 0.05, "top1": 0.9, "nll": 1.3, "per_utterance": {"u1": [0.05, 0.9, 1.3]}},
         "speed": {"cost": 0.8, "ci95": [0.78, 0.83], "rounds": 5, "workload": "w"},
     }
@@ -118,7 +128,9 @@ def test_update_leaves_other_cases_and_hand_set_tolerances_untouched(tmp_path):
     assert after["cases"][other] == before
     assert after["cases"][CASE]["wer"] == 0.07 and after["cases"][CASE]["tolerances"] == {"wer": 0.02}
     assert len(after["environments"]) == 2
-    assert bl.tolerances(after, CASE)["wer"] == 0.02 and bl.tolerances(after, other)["wer"] == bl.DEFAULT_TOLERANCES["wer"]
+    assert (
+        bl.tolerances(after, CASE)["wer"] == 0.02 and bl.tolerances(after, other)["wer"] == bl.DEFAULT_TOLERANCES["wer"]
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
@@ -166,7 +178,9 @@ def obtained(hyps, compression=0.3, corpus="abc"):
 
 
 def base_entry():
-    good = obtained(["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5)
+    good = obtained(
+        ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+    )
     return entry(transcripts=good.transcripts, wer=good.wer.wer)
 
 
@@ -190,8 +204,15 @@ def test_wer_check_holds_within_tolerance_even_if_significant():
 
 
 def test_compression_check_fires_when_compression_drops():
-    assert CompressionCheck(0.0005).fails(obtained(list(base_entry()["transcripts"].values()), compression=0.25), base_entry())
-    assert CompressionCheck(0.0005).fails(obtained(list(base_entry()["transcripts"].values()), compression=0.3), base_entry()) is None
+    assert CompressionCheck(0.0005).fails(
+        obtained(list(base_entry()["transcripts"].values()), compression=0.25), base_entry()
+    )
+    assert (
+        CompressionCheck(0.0005).fails(
+            obtained(list(base_entry()["transcripts"].values()), compression=0.3), base_entry()
+        )
+        is None
+    )
 
 
 def test_transcript_check_lists_changes_and_fails_only_when_strict():
@@ -223,3 +244,37 @@ def test_batching_must_be_text(tmp_path):
     data = bl.merge(bl.empty(), [rec(batching=8)])
     with pytest.raises(BaselineError, match="batching must be a string"):
         bl.load(write(tmp_path / "b.json", data))
+
+
+def test_sharded_recordings_fold_into_one_file_per_profile(tmp_path):
+    """GPU shards record one backend each, possibly on two device profiles; baselines-merge unites them."""
+    from whisper_ptq_bench.cli import main
+
+    gpu_a = ("cuda-aaaa0001", {"device": "cuda", "gpu": "H100", "capability": "9.0"})
+    gpu_b = ("cuda-bbbb0002", {"device": "cuda", "gpu": "H200", "capability": "9.0"})
+    other = "tiny.en/real-clean/bnb.w-nf4.g64.sym"
+    out = write(tmp_path / "out.json", bl.merge(bl.empty(), [rec(profile=gpu_a)]))
+    data = json.loads(out.read_text())
+    data["cases"][CASE]["tolerances"] = {"wer": 0.02}  # hand-set: survives
+    write(out, data)
+    one = write(tmp_path / "one.json", bl.merge(bl.empty(), [rec(profile=gpu_b, wer=0.07)]))
+    two = write(tmp_path / "two.json", bl.merge(bl.empty(), [rec(case=other, profile=gpu_b)]))
+    assert main(["baselines-merge", str(out), str(one), str(two)]) == 0
+    merged = bl.load(out)
+    assert set(merged["cases"]) == {CASE, other}
+    assert set(merged["cases"][CASE]["profiles"]) == {"cuda-aaaa0001", "cuda-bbbb0002"}
+    assert merged["cases"][CASE]["wer"] == 0.07 and merged["cases"][CASE]["tolerances"] == {"wer": 0.02}
+    assert set(merged["profiles"]) == {"cuda-aaaa0001", "cuda-bbbb0002"}
+
+
+def test_baselines_merge_refuses_a_missing_or_malformed_shard_and_writes_nothing(tmp_path, capsys):
+    from whisper_ptq_bench.cli import main
+
+    out = write(tmp_path / "out.json", valid())
+    before = out.read_bytes()
+    (tmp_path / "bad.json").write_text('{"schema": 2, "cases": {')
+    assert main(["baselines-merge", str(out), str(tmp_path / "bad.json")]) == 2
+    assert "malformed JSON" in capsys.readouterr().err
+    assert main(["baselines-merge", str(out), str(tmp_path / "absent.json")]) == 2
+    assert "absent.json: no such baselines file" in capsys.readouterr().err
+    assert out.read_bytes() == before

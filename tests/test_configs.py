@@ -32,7 +32,9 @@ def valid_configs(draw):
     else:
         granularity = draw(st.sampled_from(["per-tensor", "per-channel", "per-group"]))
         group = draw(st.integers(1, 4096)) if granularity == "per-group" else None
-        method = "symmetric" if weight in CODEBOOK_FORMATS | {"fp8"} else draw(st.sampled_from(["symmetric", "asymmetric"]))
+        method = (
+            "symmetric" if weight in CODEBOOK_FORMATS | {"fp8"} else draw(st.sampled_from(["symmetric", "asymmetric"]))
+        )
     keys = draw(st.lists(st.sampled_from(["dq", "threshold", "backend", "kernel"]), unique=True, max_size=2))
     options = tuple((k, draw(st.from_regex(r"[a-z0-9_]{1,6}", fullmatch=True))) for k in keys)
     return QuantConfig(backend, weight, scheme, activation, granularity, group, method, options)
@@ -54,17 +56,44 @@ def test_distinct_configs_have_distinct_ids(a, b):
     [
         (dict(backend="hqq", weight="int5"), "weight"),
         (dict(backend="HQQ", weight="int4", granularity="per-group", group_size=64, method="asymmetric"), "backend"),
-        (dict(backend="hqq", weight="int4", scheme="sometimes", granularity="per-group", group_size=64, method="asymmetric"), "scheme"),
+        (
+            dict(
+                backend="hqq",
+                weight="int4",
+                scheme="sometimes",
+                granularity="per-group",
+                group_size=64,
+                method="asymmetric",
+            ),
+            "scheme",
+        ),
         (dict(backend="hqq", weight="int4", granularity="per-group", method="asymmetric"), "group_size"),
-        (dict(backend="hqq", weight="int4", granularity="per-tensor", group_size=64, method="asymmetric"), "group_size"),
+        (
+            dict(backend="hqq", weight="int4", granularity="per-tensor", group_size=64, method="asymmetric"),
+            "group_size",
+        ),
         (dict(backend="hqq", weight="int4", granularity="per-row", method="asymmetric"), "granularity"),
         (dict(backend="hqq", weight="int4", granularity="per-channel"), "method"),
         (dict(backend="bnb", weight="nf4", granularity="per-group", group_size=64, method="asymmetric"), "method"),
-        (dict(backend="torch-ao", weight="int8", scheme="dynamic", granularity="per-tensor", method="symmetric"), "activation"),
-        (dict(backend="hqq", weight="int4", activation="int8", granularity="per-channel", method="symmetric"), "activation"),
-        (dict(backend="torch-ao", weight="fp16", scheme="dynamic", activation="fp16", method="symmetric"), "granularity/method"),
+        (
+            dict(backend="torch-ao", weight="int8", scheme="dynamic", granularity="per-tensor", method="symmetric"),
+            "activation",
+        ),
+        (
+            dict(backend="hqq", weight="int4", activation="int8", granularity="per-channel", method="symmetric"),
+            "activation",
+        ),
+        (
+            dict(backend="torch-ao", weight="fp16", scheme="dynamic", activation="fp16", method="symmetric"),
+            "granularity/method",
+        ),
         (dict(backend="none", weight="int8", scheme="none"), "weight"),
-        (dict(backend="hqq", weight="int4", granularity="per-channel", method="asymmetric", options=(("dq", "0.5"),)), "options"),
+        (
+            dict(
+                backend="hqq", weight="int4", granularity="per-channel", method="asymmetric", options=(("dq", "0.5"),)
+            ),
+            "options",
+        ),
     ],
 )
 def test_invalid_combinations_name_the_field(kwargs, field):
@@ -107,6 +136,12 @@ def test_full_matrix_reaches_one_bit_and_keeps_ids_unique():
 def test_axes_are_reported_flat():
     axes = QuantConfig.from_id("bnb.w-nf4.g64.sym.dq=1").axes()
     assert axes == {
-        "backend": "bnb", "scheme": "weight-only", "method": "symmetric", "granularity": "per-group(64)",
-        "weight": "nf4", "bits": 4, "activation": "-", "options": {"dq": "1"},
+        "backend": "bnb",
+        "scheme": "weight-only",
+        "method": "symmetric",
+        "granularity": "per-group(64)",
+        "weight": "nf4",
+        "bits": 4,
+        "activation": "-",
+        "options": {"dq": "1"},
     }

@@ -15,7 +15,9 @@ from whisper_ptq_bench.models import ct2 as ct2mod
 from whisper_ptq_bench.models import load
 from whisper_ptq_bench.models.convert import Ct2Source, cached_dir, source_from_dir, verify
 
-ctranslate2 = pytest.importorskip("ctranslate2", reason="the round-trip proof needs ctranslate2 (pip install ctranslate2)")
+ctranslate2 = pytest.importorskip(
+    "ctranslate2", reason="the round-trip proof needs ctranslate2 (pip install ctranslate2)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +28,21 @@ def small_whisper(tmp_path_factory, tiny_en):
     torch.manual_seed(0)
     base = tiny_en.model.config
     config = WhisperConfig(
-        vocab_size=base.vocab_size, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=base.pad_token_id,
-        bos_token_id=base.bos_token_id, eos_token_id=base.eos_token_id, decoder_start_token_id=base.decoder_start_token_id,
+        vocab_size=base.vocab_size,
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=base.pad_token_id,
+        bos_token_id=base.bos_token_id,
+        eos_token_id=base.eos_token_id,
+        decoder_start_token_id=base.decoder_start_token_id,
     )
     model = WhisperForConditionalGeneration(config).eval()
     with torch.no_grad():  # random non-zero biases everywhere, so a dropped or misplaced bias shows
@@ -46,7 +59,9 @@ def small_whisper(tmp_path_factory, tiny_en):
 def _convert(src, dst, quantization=None):
     from ctranslate2.converters import TransformersConverter
 
-    TransformersConverter(str(src), copy_files=["tokenizer.json"]).convert(str(dst), quantization=quantization, force=True)
+    TransformersConverter(str(src), copy_files=["tokenizer.json"]).convert(
+        str(dst), quantization=quantization, force=True
+    )
     return dst
 
 
@@ -91,7 +106,10 @@ def test_offline_models_load_with_english_generation_configs(tiny_en):
         assert loaded.model.training is False
         assert next(loaded.model.parameters()).dtype == torch.float32
         assert loaded.generation_config.return_timestamps is False
-        assert loaded.model.get_output_embeddings().weight.data_ptr() == loaded.model.model.decoder.embed_tokens.weight.data_ptr()
+        assert (
+            loaded.model.get_output_embeddings().weight.data_ptr()
+            == loaded.model.model.decoder.embed_tokens.weight.data_ptr()
+        )
 
 
 @pytest.mark.slow
@@ -115,8 +133,12 @@ def test_agrees_with_faster_whisper_on_real_speech(tiny_en, real_clean):
     theirs = []
     for feats in fb.batches:
         batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.numpy()))
-        results = engine.generate(batch, [prompt] * feats.shape[0], beam_size=1, max_length=448, suppress_blank=True, suppress_tokens=[-1])
-        theirs += [tiny_en.processor.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results]
+        results = engine.generate(
+            batch, [prompt] * feats.shape[0], beam_size=1, max_length=448, suppress_blank=True, suppress_tokens=[-1]
+        )
+        theirs += [
+            tiny_en.processor.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in results
+        ]
     theirs = fb.in_corpus_order(theirs)  # batches are grouped by duration; ours come back in corpus order
     agreement = score(fb.ids, theirs, ours)
     print(f"faster-whisper agreement on {len(real_clean)} utterances, {agreement.words} words: WER {agreement.wer:.2%}")
@@ -217,10 +239,43 @@ def test_newer_binary_version_is_refused(tmp_path):
         ct2mod.parse_model_bin(path.read_bytes(), source=str(path))
 
 
+@pytest.mark.parametrize(
+    "name,edit",
+    [
+        ("config.json", lambda t: t.replace('"activation_function": "gelu"', '"activation_function": "relu"')),
+        ("generation_config.json", lambda t: t.replace('"no_timestamps_token_id"', '"no_timestamps_token_idx"')),
+        ("tokenizer.json", lambda t: t[:-200]),
+    ],
+)
+def test_an_edited_cached_file_is_detected_and_rebuilt(tiny_en_source, tmp_path, name, edit, caplog):
+    """Every file of the converted checkpoint is verified, not only the weights: an edited config would load
+    silently and change the outputs under an unchanged fingerprint."""
+    directory = cached_dir(tiny_en_source, tmp_path / "cache")
+    original = (directory / name).read_text()
+    edited = edit(original)
+    assert edited != original
+    (directory / name).write_text(edited)
+    with caplog.at_level("WARNING"):
+        rebuilt = cached_dir(tiny_en_source, tmp_path / "cache")
+    assert f"{name} does not match its recorded hash" in caplog.text
+    assert (rebuilt / name).read_text() == original
+
+
+def test_a_file_added_to_the_cache_is_detected(tiny_en_source, tmp_path, caplog):
+    directory = cached_dir(tiny_en_source, tmp_path / "cache")
+    (directory / "special_tokens_map.json.bak").write_text("{}")
+    with caplog.at_level("WARNING"):
+        rebuilt = cached_dir(tiny_en_source, tmp_path / "cache")
+    assert "files not written by the conversion" in caplog.text
+    assert not (rebuilt / "special_tokens_map.json.bak").exists()
+
+
 def test_corrupt_cache_is_rebuilt(tiny_en_source, tmp_path):
     directory = cached_dir(tiny_en_source, tmp_path / "cache")
     weights = directory / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     rebuilt = cached_dir(tiny_en_source, tmp_path / "cache")
-    assert json.loads((rebuilt / "whisper_ptq_bench.json").read_text())["safetensors_sha256"] == ct2mod.sha256_of([rebuilt / "model.safetensors"])
+    assert json.loads((rebuilt / "whisper_ptq_bench.json").read_text())["safetensors_sha256"] == ct2mod.sha256_of(
+        [rebuilt / "model.safetensors"]
+    )
     assert load("tiny.en", cache_dir=tmp_path / "cache").n_params > 0

@@ -33,8 +33,15 @@ def make_corpus(root, name="toy", n=3, mix=False):
         path = d / "audio" / f"u{i}.flac"
         sf.write(path, tone(0.5 + i * 0.25, 200 + 50 * i), RATE, subtype="PCM_16")
         utts.append(
-            {"id": f"u{i}", "file": f"audio/u{i}.flac", "text": f"utterance number {i}", "duration": 0.5 + i * 0.25,
-             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source": "test tones", "license": "CC0"}
+            {
+                "id": f"u{i}",
+                "file": f"audio/u{i}.flac",
+                "text": f"utterance number {i}",
+                "duration": 0.5 + i * 0.25,
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "source": "test tones",
+                "license": "CC0",
+            }
         )
     (d / "manifest.json").write_text(json.dumps({"schema": 1, "name": name, "utterances": utts}))
     return d
@@ -143,9 +150,16 @@ def test_mixed_entry_checks_its_pcm_hash(tmp_path):
     mixed = mix_int16(clean, noise, 7, 0.5)
     other = tmp_path / "other"
     other.mkdir()
-    entry = {"id": "u0", "file": "../clean/audio/u0.flac", "text": "utterance number 0", "duration": 0.5,
-             "sha256": pcm_sha256(mixed), "source": "test", "license": "CC0",
-             "mix": {"noise": "../noise.flac", "offset": 7, "gain": 0.5, "snr_db": 5, "kind": "random"}}
+    entry = {
+        "id": "u0",
+        "file": "../clean/audio/u0.flac",
+        "text": "utterance number 0",
+        "duration": 0.5,
+        "sha256": pcm_sha256(mixed),
+        "source": "test",
+        "license": "CC0",
+        "mix": {"noise": "../noise.flac", "offset": 7, "gain": 0.5, "snr_db": 5, "kind": "random"},
+    }
     (other / "manifest.json").write_text(json.dumps({"utterances": [entry]}))
     c = load_offline("other", tmp_path)
     assert np.array_equal((c.utterances[0].audio * 32768).astype(np.int16), mixed)

@@ -15,8 +15,14 @@ from whisper_ptq_bench.runner import Harness, Options
 
 @pytest.mark.slow
 def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(tiny_en, tmp_path):
-    options = Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=4, rounds=2, update_baselines=True,
-                      baselines_path=tmp_path / "baselines.json")
+    options = Options(
+        models=["tiny.en"],
+        corpora=["real-clean"],
+        max_utterances=4,
+        rounds=2,
+        update_baselines=True,
+        baselines_path=tmp_path / "baselines.json",
+    )
     recorder = Harness(options)
     recorder.models["tiny.en"] = tiny_en
     for config in ("fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "quanto.w-int8.channel.sym"):
@@ -27,11 +33,14 @@ def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(t
     data["tolerances"]["speed"] = 100.0
     options.baselines_path.write_text(json.dumps(data))
 
-    chosen = [by_name(n) for n in ("hqq-optimizer-off", "torchao-perrow-as-pertensor", "quanto-skip-mlp",
-                                   "whisper-attn-double-scaling")]
+    chosen = [
+        by_name(n)
+        for n in ("hqq-optimizer-off", "torchao-perrow-as-pertensor", "quanto-skip-mlp", "whisper-attn-double-scaling")
+    ]
     lines: list[str] = []
-    rows = drill.run(chosen, dataclasses.replace(options, update_baselines=False), echo=lines.append,
-                     models={"tiny.en": tiny_en})
+    rows = drill.run(
+        chosen, dataclasses.replace(options, update_baselines=False), echo=lines.append, models={"tiny.en": tiny_en}
+    )
     by_reg = {r.regression: r for r in rows}
     controls = [line for line in lines if line.startswith("control")]
     assert controls and all(line.endswith("green") for line in controls), controls  # unpatched: all green

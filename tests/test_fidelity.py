@@ -65,7 +65,9 @@ def test_nll_is_the_mean_negative_log_probability_of_the_reference_tokens(settin
 def test_divergence_of_a_quantized_model_is_positive_and_does_not_depend_on_batching(setting):
     loaded, corpus, tokens, prompt = setting
     config = QuantConfig.from_id("hqq.w-int4.g64.asym")
-    model = get_backend("hqq").quantize(copy.deepcopy(loaded.model), config, sc.select(loaded.model), "cpu", None).eval()
+    model = (
+        get_backend("hqq").quantize(copy.deepcopy(loaded.model), config, sc.select(loaded.model), "cpu", None).eval()
+    )
     one = _compare(model, loaded, corpus, tokens, prompt, 1)
     many = _compare(model, loaded, corpus, tokens, prompt, 4)
     assert all(k > 0 for k in one.kl) and all(0 <= t <= 1 for t in one.top1)

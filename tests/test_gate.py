@@ -32,24 +32,47 @@ def per_utt(kl=0.05, nll=1.3, bump=()):
 
 
 def speed(cost, spread=0.02, steady=True):
-    return {"cost": cost, "ci95": [cost * (1 - spread), cost * (1 + spread)], "rounds": 5, "workload": "w",
-            "fp32_spread": 0.03, "foreign_load": 0.0, "steady": steady}
+    return {
+        "cost": cost,
+        "ci95": [cost * (1 - spread), cost * (1 + spread)],
+        "rounds": 5,
+        "workload": "w",
+        "fp32_spread": 0.03,
+        "foreign_load": 0.0,
+        "steady": steady,
+    }
 
 
 def make(weights=None, output=None, sp=None, hyps=None, corpus="abc"):
     hyps = hyps or list(REFS)
     return Obtained(
-        "tiny.en/real-clean/x", score(IDS, REFS, hyps), 0.3, corpus, "f" * 64, dict(zip(IDS, hyps)), None,
+        "tiny.en/real-clean/x",
+        score(IDS, REFS, hyps),
+        0.3,
+        corpus,
+        "f" * 64,
+        dict(zip(IDS, hyps)),
+        None,
         weights if weights is not None else {m: [0.09, FMT] for m in MODULES},
-        output or per_utt(), sp or speed(0.8),
+        output or per_utt(),
+        sp or speed(0.8),
     )
 
 
 def expected(o: Obtained, config=HQQ, profile="cpu-a", **over) -> dict:
     full = {
-        "wer": o.wer.wer, "words": o.wer.words, "fp32_wer": o.wer.wer, "compression": 0.3, "corpus_hash": "abc",
-        "model_fingerprint": "f" * 64, "transcripts": dict(o.transcripts), "weights": dict(o.weights), "output": o.output,
-        "speed": o.speed, "fingerprint": "x", "environment": "env-1",
+        "wer": o.wer.wer,
+        "words": o.wer.words,
+        "fp32_wer": o.wer.wer,
+        "compression": 0.3,
+        "corpus_hash": "abc",
+        "model_fingerprint": "f" * 64,
+        "transcripts": dict(o.transcripts),
+        "weights": dict(o.weights),
+        "output": o.output,
+        "speed": o.speed,
+        "fingerprint": "x",
+        "environment": "env-1",
     }
     full.update(over)
     portable, bound = gate.split_entry(full, config)
@@ -64,7 +87,9 @@ def test_unchanged_weights_pass_and_every_kind_of_change_is_named():
     exp = expected(base)
     assert WeightCheck(0.01).fails(base, exp) is None
     lost = make(weights={m: [0.09, FMT] for m in MODULES[1:]})
-    assert "no longer quantized" in WeightCheck(0.01).fails(lost, exp) and MODULES[0] in WeightCheck(0.01).fails(lost, exp)
+    assert "no longer quantized" in WeightCheck(0.01).fails(lost, exp) and MODULES[0] in WeightCheck(0.01).fails(
+        lost, exp
+    )
     fmt = make(weights={**{m: [0.09, FMT] for m in MODULES}, MODULES[2]: [0.09, "int4 g128 asym (HQQ, axis 1)"]})
     assert "changed format" in WeightCheck(0.01).fails(fmt, exp) and MODULES[2] in WeightCheck(0.01).fails(fmt, exp)
     nan = make(weights={**{m: [0.09, FMT] for m in MODULES}, MODULES[3]: [float("nan"), FMT]})
@@ -103,7 +128,9 @@ def test_the_reference_nll_gates_fp32_whose_kl_is_zero():
     shifted = {i: [0.0, 1.0, 1.31 + 0.001 * k] for k, i in enumerate(IDS)}
     base = make(output={"kl": 0, "top1": 1, "nll": 1.3, "per_utterance": zero})
     now = make(output={"kl": 0, "top1": 1, "nll": 1.32, "per_utterance": shifted})
-    assert "reference NLL rose" in OutputCheck(0.05, 0.002, 0.05).fails(now, expected(base, QuantConfig.from_id("fp32")))
+    assert "reference NLL rose" in OutputCheck(0.05, 0.002, 0.05).fails(
+        now, expected(base, QuantConfig.from_id("fp32"))
+    )
 
 
 # --------------------------------------------------------------------------- speed

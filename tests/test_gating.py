@@ -13,13 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "torch-ao.dyn-int8.a-int8.channel.sym"
 CASE = f"tiny.en/real-clean/{CONFIG}"
 
-DEGRADE = '''
+DEGRADE = """
 import os
 
 if os.environ.get("PTQ_DEGRADE"):
-    from whisper_ptq_bench.backends.torch_ao import TorchAO
+    from whisper_ptq_bench.backends.torch_ao import TorchEager
 
-    original = TorchAO.quantize
+    original = TorchEager.quantize
 
     def quantize(self, model, config, scope, device, calibrate=None):
         for name, module in model.model.decoder.layers[0].named_modules():  # zero one decoder layer
@@ -27,8 +27,8 @@ if os.environ.get("PTQ_DEGRADE"):
                 module.weight.data.zero_()
         return original(self, model, config, scope, device, calibrate)
 
-    TorchAO.quantize = quantize
-'''
+    TorchEager.quantize = quantize
+"""
 
 
 @pytest.fixture
@@ -40,8 +40,15 @@ def project(pytester):
 
 def run(pytester, *extra):
     return pytester.runpytest_subprocess(
-        "--benchmark-only", "--ptq-corpus=real-clean", f"--ptq-matrix={CONFIG}", "--ptq-max-utterances=12",
-        "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *extra,
+        "--benchmark-only",
+        "--ptq-corpus=real-clean",
+        f"--ptq-matrix={CONFIG}",
+        "--ptq-max-utterances=12",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::DeprecationWarning",
+        *extra,
     )
 
 
@@ -59,7 +66,10 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     run(project, "--ptq-update-baselines").assert_outcomes(passed=2)
     data = json.loads(baselines.read_text())
     assert set(data["cases"]) == {"tiny.en/real-clean/fp32", CASE}
-    assert data["cases"]["tiny.en/real-clean/fp32"]["transcripts"] == obtained["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+    assert (
+        data["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+        == obtained["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+    )
     data["tolerances"]["speed"] = 1.5  # timing on a shared CI machine: only gross slow-downs count here
     baselines.write_text(json.dumps(data))
 
@@ -82,7 +92,9 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     assert data["cases"][CASE]["batching"] == "batch 8 by duration, encoder 2"
     other = run(project, "--ptq-batch-size=4")  # another batching: refused, not compared
     other.assert_outcomes(failed=2)
-    other.stdout.fnmatch_lines(["*recorded with 'batch 8 by duration, encoder 2'*'batch 4 by duration, encoder 2'*not comparable*"])
+    other.stdout.fnmatch_lines(
+        ["*recorded with 'batch 8 by duration, encoder 2'*'batch 4 by duration, encoder 2'*not comparable*"]
+    )
 
 
 def test_malformed_baselines_stop_the_run_before_any_case_with_file_line_and_column(project):
@@ -113,13 +125,21 @@ def test_bad_options_are_usage_errors(project):
 
 def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
     result = project.runpytest_subprocess(
-        "--benchmark-only", "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm", "--ptq-corpus=real-clean",
-        "--collect-only", "-q", "-rs",
+        "--benchmark-only",
+        "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
+        "--ptq-corpus=real-clean",
+        "--collect-only",
+        "-q",
+        "-rs",
     )
     result.stdout.fnmatch_lines(["*tiny.en/real-clean/torchao.w-int4.g128.asym.kernel=tinygemm*"])
     result = project.runpytest_subprocess(
-        "--benchmark-only", "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm", "--ptq-corpus=real-clean",
-        "-k", "tinygemm", "-rs",
+        "--benchmark-only",
+        "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
+        "--ptq-corpus=real-clean",
+        "-k",
+        "tinygemm",
+        "-rs",
     )
     result.assert_outcomes(skipped=1, deselected=1)
     result.stdout.fnmatch_lines(["*needs a CUDA device*"])

@@ -11,7 +11,9 @@ from whisper_ptq_bench.runner import Harness, Options, QuantizationFailed
 
 @pytest.mark.slow
 def test_each_model_loads_once_each_config_quantizes_once_each_reference_runs_once(tiny_en):
-    counts = work_counts("tiny.en", ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "bnb.w-nf4.g64.sym"], 2)
+    counts = work_counts(
+        "tiny.en", ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "bnb.w-nf4.g64.sym"], 2
+    )
     assert counts["cases"] == 6
     assert counts["model loads"] == 1
     assert counts["quantizations"] == 3  # fp32 (identity) + 2 configurations, each shared by both corpora
@@ -32,7 +34,9 @@ def test_a_library_error_fails_its_case_and_the_session_goes_on(tiny_en, monkeyp
         harness.run_case("tiny.en", "real-clean", config)
     from whisper_ptq_bench.backends import get_backend
 
-    assert f"hqq (hqq {get_backend('hqq').version()})" in str(err.value) and "RuntimeError: kernel exploded" in str(err.value)
+    assert f"hqq (hqq {get_backend('hqq').version()})" in str(err.value) and "RuntimeError: kernel exploded" in str(
+        err.value
+    )
     with pytest.raises(QuantizationFailed, match="kernel exploded"):  # remembered: not quantized twice
         harness.run_case("tiny.en", "real-other", config)
     ok = harness.run_case("tiny.en", "real-clean", QuantConfig.from_id("fp32"))
@@ -42,16 +46,16 @@ def test_a_library_error_fails_its_case_and_the_session_goes_on(tiny_en, monkeyp
 def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
     import torch
 
-    from whisper_ptq_bench.backends.torch_ao import TorchAO
+    from whisper_ptq_bench.backends.torch_ao import TorchEager
 
-    original = TorchAO.quantize
+    original = TorchEager.quantize
 
     def nan(self, model, *args, **kwargs):
         with torch.no_grad():
             model.model.encoder.layer_norm.weight.fill_(float("nan"))  # (torch saturates NaN weights to fp16 +-65504)
         return original(self, model, *args, **kwargs)
 
-    monkeypatch.setattr(TorchAO, "quantize", nan)
+    monkeypatch.setattr(TorchEager, "quantize", nan)
     harness = Harness(Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=2, update_baselines=True))
     harness.models["tiny.en"] = tiny_en
     with pytest.raises(QuantizationFailed, match="NaN or infinite logits"):

@@ -11,7 +11,9 @@ from whisper_ptq_bench.metrics import normalize, paired_bootstrap, rtf, score, t
 
 
 def test_normalizer_maps_numbers_spellings_and_punctuation():
-    assert normalize("Mr. Smith paid $10 for colour prints!") == normalize("mister smith paid ten dollars for color prints")
+    assert normalize("Mr. Smith paid $10 for colour prints!") == normalize(
+        "mister smith paid ten dollars for color prints"
+    )
 
 
 def test_per_utterance_counts_and_corpus_wer():

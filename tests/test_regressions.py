@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from whisper_ptq_bench import scope as sc
+from whisper_ptq_bench import size
 from whisper_ptq_bench.backends import get_backend
 from whisper_ptq_bench.configs import DEFAULT, QuantConfig
 from whisper_ptq_bench.regressions import CATALOGUE, KINDS, LIBRARIES, SIGNALS, Regression, by_name
@@ -65,7 +66,9 @@ def test_catalogue_is_well_formed():
     for r in CATALOGUE:
         assert r.kind in KINDS and r.library in LIBRARIES
         assert r.configs and len(set(r.configs)) == len(r.configs)
-        assert all(c in DEFAULT for c in r.configs), f"{r.name}: {set(r.configs) - set(DEFAULT)} not in the DEFAULT matrix"
+        assert all(c in DEFAULT for c in r.configs), (
+            f"{r.name}: {set(r.configs) - set(DEFAULT)} not in the DEFAULT matrix"
+        )
         assert r.signals and set(r.signals) <= set(SIGNALS)
         assert r.models_on.strip() and callable(r.patch)
         backend = get_backend(QuantConfig.from_id(r.configs[0]).backend)
@@ -120,7 +123,11 @@ def _probe(small, config_id) -> Probe:
         outs = {n: model.get_submodule(n)(X[..., : small.get_submodule(n).in_features]).float() for n in requested}
         logits = model(input_features=FEATS, decoder_input_ids=IDS).logits.float()
     return Probe(
-        model=model, weights=weights, outs=outs, logits=logits, size=sc.serialized_bytes(model),
+        model=model,
+        weights=weights,
+        outs=outs,
+        logits=logits,
+        size=size.serialized_bytes(model),
         report=sc.inspect(small, model, requested, backend),
         classes={n: type(model.get_submodule(n)) for n in names},
     )
@@ -196,13 +203,17 @@ def _weights_changed(small, base, patched, reg) -> float:
     assert torch.isfinite(patched.logits).all(), f"{reg.name}: non-finite logits"
     assert patched.report.missed == [] and patched.report.beyond == []
     change = _weight_error(small, patched) / _weight_error(small, base) - 1
-    print(f"{reg.name}: weight error {_weight_error(small, base):.5f} -> {_weight_error(small, patched):.5f} ({change:+.1%})")
+    print(
+        f"{reg.name}: weight error {_weight_error(small, base):.5f} -> {_weight_error(small, patched):.5f} ({change:+.1%})"
+    )
     return change
 
 
 def check_scale_rounding(small, base, patched, reg):
     change = _weights_changed(small, base, patched, reg)
-    assert 0.001 <= abs(change) <= 0.5, f"{reg.name}: weight error changed by {change:+.1%}, not a small rounding effect"
+    assert 0.001 <= abs(change) <= 0.5, (
+        f"{reg.name}: weight error changed by {change:+.1%}, not a small rounding effect"
+    )
 
 
 def check_codebook(small, base, patched, reg):
@@ -227,14 +238,17 @@ def check_left_in_float(small, base, patched, reg):
     assert all(patched.classes[n] is torch.nn.Linear for n in missed)
     assert all(torch.equal(patched.weights[n], small.get_submodule(n).weight.detach()) for n in missed)
     assert patched.size > base.size
-    print(f"{reg.name}: {len(missed)} of {len(patched.report.requested)} modules left in float, size {base.size} -> {patched.size}")
+    print(
+        f"{reg.name}: {len(missed)} of {len(patched.report.requested)} modules left in float, size {base.size} -> {patched.size}"
+    )
 
 
 def check_scope(small, base, patched, reg):
     assert base.report.beyond == []
     assert "proj_out" in patched.report.beyond, patched.report.line()
     assert patched.classes["proj_out"] is not torch.nn.Linear or type(patched.model.proj_out.weight) not in (
-        torch.Tensor, torch.nn.Parameter,
+        torch.Tensor,
+        torch.nn.Parameter,
     )
     assert not torch.equal(patched.logits, base.logits)
     print(f"{reg.name}: beyond scope {patched.report.beyond}, logits moved {_rel(patched.logits, base.logits):.2e}")
@@ -269,7 +283,9 @@ def check_dequant_gemm(small, base, patched, reg):
     moved = _rel(patched.outs[PROBED], base.outs[PROBED])
     assert 0 < moved < 0.05, f"{reg.name}: module output moved by {moved:.2e}"
     assert 0 < _rel(patched.logits, base.logits) < 0.05
-    fast, slow = _interleaved_seconds(base.model.get_submodule(PROBED), patched.model.get_submodule(PROBED), XP, reg, 10)
+    fast, slow = _interleaved_seconds(
+        base.model.get_submodule(PROBED), patched.model.get_submodule(PROBED), XP, reg, 10
+    )
     print(f"{reg.name}: module output moved {moved:.2e}; forward {fast * 1e6:.1f} us -> {slow * 1e6:.1f} us")
     assert slow >= 1.2 * fast, f"{reg.name}: the fp32 fallback is only {slow / fast:.2f}x slower"
 
@@ -364,9 +380,7 @@ def _same(a, b) -> bool:
 
 def _changed(before: dict, after: dict) -> list:
     keys = before.keys() | after.keys()
-    return sorted(
-        (k for k in keys if k not in before or k not in after or not _same(before[k], after[k])), key=str
-    )
+    return sorted((k for k in keys if k not in before or k not in after or not _same(before[k], after[k])), key=str)
 
 
 @pytest.mark.parametrize("reg", CATALOGUE, ids=NAMES)

@@ -86,7 +86,9 @@ def test_batched_chunked_transcripts_equal_one_by_one_in_corpus_order(tiny_en, r
     # corpus order, checked against each utterance transcribed on its own, outside the batching code
     for k in (0, 5, 11):
         utt = subset.utterances[k]
-        feats = tiny_en.processor.feature_extractor(utt.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        feats = tiny_en.processor.feature_extractor(
+            utt.audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features
         ids = tiny_en.model.generate(input_features=feats, generation_config=with_cap(tiny_en.generation_config, 200))
         assert one[k] == tiny_en.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
@@ -95,11 +97,15 @@ def test_each_utterance_stops_at_its_own_cap_whatever_its_batch(tiny_en, real_cl
     """A sequence capped at 2 new tokens stops there while its batch-mate decodes on, exactly as it would alone."""
     tok = tiny_en.processor.tokenizer
     utts = sorted(real_clean.utterances, key=lambda u: -len(u.audio))[:2]  # two long ones: neither ends by 2 tokens
-    feats = tiny_en.processor.feature_extractor([u.audio for u in utts], sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+    feats = tiny_en.processor.feature_extractor(
+        [u.audio for u in utts], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+    ).input_features
     both = generate_batch(tiny_en.model, tiny_en.generation_config, feats, [2, 40])
     alone = generate_batch(tiny_en.model, tiny_en.generation_config, feats[:1], [2])
     other = generate_batch(tiny_en.model, tiny_en.generation_config, feats[1:], [40])
     texts = [t.strip() for t in tok.batch_decode(both, skip_special_tokens=True)]
     assert texts[0] == tok.batch_decode(alone, skip_special_tokens=True)[0].strip()
     assert texts[1] == tok.batch_decode(other, skip_special_tokens=True)[0].strip()
-    assert len(tok.encode(texts[0], add_special_tokens=False)) <= 2 < len(tok.encode(texts[1], add_special_tokens=False))
+    assert (
+        len(tok.encode(texts[0], add_special_tokens=False)) <= 2 < len(tok.encode(texts[1], add_special_tokens=False))
+    )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from whisper_ptq_bench.atomic import ReadOnlyError, atomic_write
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError, ConfigError
 
@@ -27,18 +27,38 @@ DEFAULT_TOLERANCES = {
 }
 TOP_KEYS = {"schema", "tolerances", "environments", "profiles", "cases"}
 PORTABLE_KEYS = {
-    "wer", "words", "compression", "size_bytes", "corpus_hash", "model_fingerprint", "fingerprint", "transcripts",
-    "environment", "tolerances", "scope", "batching", "weights", "output", "fp32_wer", "profiles",
+    "wer",
+    "words",
+    "compression",
+    "size_bytes",
+    "corpus_hash",
+    "model_fingerprint",
+    "fingerprint",
+    "transcripts",
+    "environment",
+    "tolerances",
+    "scope",
+    "batching",
+    "weights",
+    "output",
+    "fp32_wer",
+    "profiles",
 }
 PROFILE_KEYS = {"speed", "rtf", "speedup", "environment", "output", "wer", "words", "transcripts", "fingerprint"}
 REQUIRED_CASE_KEYS = {"compression", "corpus_hash", "environment", "weights"}
 _ROUND = {"wer": 6, "fp32_wer": 6, "compression": 5, "speedup": 3, "rtf": 4}
 
 
+def case_id_parts(case_id: str) -> tuple[str, ...]:
+    """The ``/``-separated parts of a case id, unchecked: at most three, split from the right, since the model
+    may hold ``/`` (hub ids, paths) and corpus and config ids never do."""
+    return tuple(case_id.rsplit("/", 2))
+
+
 def split_case_id(case_id: str) -> tuple[str, str, QuantConfig]:
-    """``{model}/{corpus}/{config id}`` -> parts. The model may hold ``/`` (hub ids, paths); corpus and
-    config ids never do, so the id splits from the right. The config id must parse."""
-    parts = case_id.rsplit("/", 2)
+    """``{model}/{corpus}/{config id}`` -> parts (see :func:`case_id_parts`); all three must be non-empty and
+    the config id must parse."""
+    parts = case_id_parts(case_id)
     if len(parts) != 3 or not all(parts):
         raise BaselineError(f"case id {case_id!r} is not of the form '{{model}}/{{corpus}}/{{config id}}'")
     try:
@@ -79,8 +99,9 @@ def validate(data, path: Path | str = "baselines.json") -> None:
         raise BaselineError(f"{path}: the top level must be an object")
     if data.get("schema") != SCHEMA:
         hint = (
-            " (schema 1 kept no weight, output or per-machine speed baselines: record them with "
-            "--ptq-update-baselines)" if data.get("schema") == 1 else ""
+            " (schema 1 kept no weight, output or per-machine speed baselines: record them with --ptq-update-baselines)"
+            if data.get("schema") == 1
+            else ""
         )
         raise BaselineError(
             f"{path}: schema version {data.get('schema')!r} is not supported (this suite reads schema {SCHEMA}){hint}"
@@ -207,10 +228,22 @@ def preflight(path: Path, *, write: bool) -> dict:
     data = load(path)
     if write:
         directory = path.parent if str(path.parent) else Path(".")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise BaselineError(f"{path}: the file is read-only; make it writable (chmod u+w) to update baselines")
-        if not directory.is_dir() or not os.access(directory, os.W_OK):
-            raise BaselineError(f"{path}: cannot write in {directory} (missing or read-only); choose another --ptq-baselines")
+        if path.exists():
+            try:  # opened for writing, not written: refused for read-only and immutable files, even for root
+                with open(path, "r+b"):
+                    pass
+            except OSError as err:
+                raise BaselineError(
+                    f"{path}: cannot be rewritten ({err.strerror}); make it writable (chmod u+w, chattr -i) or choose "
+                    "another --ptq-baselines"
+                ) from None
+        try:  # the atomic write creates a temporary file beside it
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=f".{path.name}.probe-"):
+                pass
+        except OSError as err:
+            raise BaselineError(
+                f"{path}: cannot write in {directory} ({err.strerror}); choose another --ptq-baselines"
+            ) from None
     return data
 
 
@@ -282,40 +315,37 @@ def merge(data: dict, entries: Iterable[tuple]) -> dict:
         profiles[pkey] = _round({**bound, "environment": key})
         new["profiles"] = profiles
         data["cases"][cid] = new
-    cases = data["cases"].values()
+    return _prune(data)
+
+
+def _prune(data: dict) -> dict:
+    """Drop environments and profiles no case refers to."""
+    cases = data.get("cases", {}).values()
     used = {c["environment"] for c in cases} | {p["environment"] for c in cases for p in c.get("profiles", {}).values()}
-    data["environments"] = {k: v for k, v in data["environments"].items() if k in used}
+    data["environments"] = {k: v for k, v in data.get("environments", {}).items() if k in used}
     used_profiles = {k for c in cases for k in c.get("profiles", {})}
-    data["profiles"] = {k: v for k, v in data["profiles"].items() if k in used_profiles}
+    data["profiles"] = {k: v for k, v in data.get("profiles", {}).items() if k in used_profiles}
     return data
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: readers see old or new, never half."""
-    path = Path(path)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise BaselineError(f"{path}: the file is read-only; make it writable (chmod u+w) to update baselines")
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise BaselineError(f"{path}: cannot write in {directory} ({err.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:  # mkstemp makes 0600; a new baselines file gets the usual umask-derived mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def combine(data: dict, other: dict) -> dict:
+    """``data`` with ``other``'s cases folded in: the shards of one recording (e.g. one per backend on GPU
+    runners). A case in both takes ``other``'s portable fields and the union of the two files' profiles (other's
+    entry where both have one); hand-set per-case tolerances survive; top-level tolerances stay ``data``'s."""
+    data = json.loads(json.dumps(data))
+    data.setdefault("environments", {}).update(other.get("environments", {}))
+    data.setdefault("profiles", {}).update(other.get("profiles", {}))
+    cases = data.setdefault("cases", {})
+    for cid, entry in other.get("cases", {}).items():
+        old = cases.get(cid, {})
+        new = json.loads(json.dumps(entry))
+        new["profiles"] = {**old.get("profiles", {}), **entry.get("profiles", {})}
+        if "tolerances" in old and "tolerances" not in entry:
+            new["tolerances"] = old["tolerances"]
+        cases[cid] = new
+    data = _prune(data)
+    validate(data)
+    return data
 
 
 def update(path: Path, entries: list[tuple[str, dict, dict]], *, timeout: float = 120) -> dict:
@@ -327,7 +357,18 @@ def update(path: Path, entries: list[tuple[str, dict, dict]], *, timeout: float 
     try:
         with lock.acquire(timeout=timeout):
             merged = merge(load(path), entries)
-            atomic_write(path, dumps(merged))
+            try:
+                atomic_write(path, dumps(merged))
+            except ReadOnlyError:
+                raise BaselineError(
+                    f"{path}: the file is read-only; make it writable (chmod u+w) to update baselines"
+                ) from None
+            except OSError as err:
+                if err.filename != str(path.parent):
+                    raise
+                raise BaselineError(f"{path}: cannot write in {err.filename} ({err.strerror})") from None
     except Timeout:
-        raise BaselineError(f"{path}: another process held {path}.lock for {timeout:.0f} s; nothing was written") from None
+        raise BaselineError(
+            f"{path}: another process held {path}.lock for {timeout:.0f} s; nothing was written"
+        ) from None
     return merged

@@ -141,13 +141,18 @@ class OutputCheck:
         problems = []
         if not np.isfinite(n).all():
             return "output: the teacher-forced pass gave NaN or infinite log-probabilities"
-        for col, name, limit, relative in ((0, "KL divergence from fp32", self.kl, True), (2, "reference NLL", self.nll, False)):
+        for col, name, limit, relative in (
+            (0, "KL divergence from fp32", self.kl, True),
+            (2, "reference NLL", self.nll, False),
+        ):
             rise, low, high, p = _bootstrap_mean_rise(o[:, col], n[:, col], weights)
             base = float(o[:, col].mean())
             allowed = limit * base + 1e-6 if relative else limit
             if rise > allowed and low > 0 and p < self.alpha:
                 worst = np.argsort(-(n[:, col] - o[:, col]))[:5]
-                names = ", ".join(f"{ids[k]} ({o[k, col]:.4f} -> {n[k, col]:.4f})" for k in worst if n[k, col] > o[k, col])
+                names = ", ".join(
+                    f"{ids[k]} ({o[k, col]:.4f} -> {n[k, col]:.4f})" for k in worst if n[k, col] > o[k, col]
+                )
                 unit = "nats" if col == 2 else "nats/token"
                 problems.append(
                     f"{name} rose {base:.5f} -> {base + rise:.5f} {unit} (+{rise:.5f}, 95% CI [{low:+.5f}, {high:+.5f}], "
@@ -170,7 +175,9 @@ class WerCheck:
         ids = [u.id for u in obtained.wer.utterances]
         refs = [u.reference for u in obtained.wer.utterances]
         old = score(ids, refs, [expected["transcripts"].get(i, "") for i in ids])
-        return old, paired_bootstrap(old.error_vector(), obtained.wer.error_vector(), obtained.wer.word_vector(), seed=self.seed)
+        return old, paired_bootstrap(
+            old.error_vector(), obtained.wer.error_vector(), obtained.wer.word_vector(), seed=self.seed
+        )
 
     def fails(self, obtained: Obtained, expected: dict) -> str | None:
         old, iv = self.interval(obtained, expected)
@@ -241,7 +248,11 @@ class TranscriptCheck:
     def changed(self, obtained: Obtained, expected: dict) -> list[tuple[str, str, str, str]]:
         refs = {u.id: u.reference for u in obtained.wer.utterances}
         old = expected["transcripts"]
-        return [(i, refs.get(i, ""), old.get(i, "<absent>"), new) for i, new in obtained.transcripts.items() if old.get(i) != new]
+        return [
+            (i, refs.get(i, ""), old.get(i, "<absent>"), new)
+            for i, new in obtained.transcripts.items()
+            if old.get(i) != new
+        ]
 
     def message(self, changes) -> str:
         lines = [f"{len(changes)} transcript(s) changed:"]

@@ -2,6 +2,7 @@
 
     whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
     whisper-ptq-bench drill [NAME...] [--list] [--model M] [--corpus C] [--baselines B] [--json FILE]
+    whisper-ptq-bench baselines-merge OUT SHARD... (fold the baselines files of a sharded recording into OUT)
     whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--encoder-batch-size E] [--rounds R]
 
 Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
@@ -15,11 +16,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from whisper_ptq_bench.options import positive
+
 PROG = "whisper-ptq-bench"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Tools of the Whisper post-training quantization benchmark.")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Tools of the Whisper post-training quantization benchmark."
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from whisper_ptq_bench.report import DEFAULT_TITLE, SORTS
@@ -36,9 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="+", metavar="RESULTS", help="pytest-benchmark JSON file(s)")
     report.add_argument("--out", default="report", metavar="DIR", help="output directory. Default: %(default)s")
     report.add_argument("--title", default=DEFAULT_TITLE, metavar="T", help="report title. Default: %(default)r")
-    report.add_argument("--sort", choices=SORTS, default="config",
-                        help="row order: the matrix order of the configs, or grouped by library. Default: %(default)s")
+    report.add_argument(
+        "--sort",
+        choices=SORTS,
+        default="config",
+        help="row order: the matrix order of the configs, or grouped by library. Default: %(default)s",
+    )
     report.set_defaults(func=_report)
+
+    merge = commands.add_parser(
+        "baselines-merge",
+        help="fold the baselines files of a sharded recording (one per backend or machine) into one file",
+        description="Fold each SHARD's cases into OUT (created when absent): a case's portable fields come from the "
+        "last shard holding it, its per-profile entries are united. OUT is written atomically.",
+    )
+    merge.add_argument("out", metavar="OUT", help="the baselines file to update")
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="baselines files written with --ptq-update-baselines")
+    merge.set_defaults(func=_baselines_merge)
 
     perf = commands.add_parser(
         "perf",
@@ -49,16 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perf.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
     perf.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
-    perf.add_argument("--max-utterances", type=_positive, default=30,
-                      help="utterances used, spread over the corpus as in the main job. Default: %(default)s")
-    perf.add_argument("--batch-size", type=_positive, default=8, help="batched size. Default: %(default)s")
-    perf.add_argument("--encoder-batch-size", type=_positive, default=None,
-                      help="utterances per encoder call inside a batch. Default: 2 (the CPU default)")
-    perf.add_argument("--rounds", type=_positive, default=3, help="timed rounds per measurement. Default: %(default)s")
-    perf.add_argument("--speed-trials", type=_positive, default=None, metavar="N",
-                      help="instead: measure the speed check's false-alarm rate (N A/A trials) and its detection of a "
-                      "20%% slowdown (N trials) on --speed-config")
-    perf.add_argument("--speed-config", default="hqq.w-int4.g64.asym", help="configuration of --speed-trials. Default: %(default)s")
+    perf.add_argument(
+        "--max-utterances",
+        type=positive,
+        default=30,
+        help="utterances used, spread over the corpus as in the main job. Default: %(default)s",
+    )
+    perf.add_argument("--batch-size", type=positive, default=8, help="batched size. Default: %(default)s")
+    perf.add_argument(
+        "--encoder-batch-size",
+        type=positive,
+        default=None,
+        help="utterances per encoder call inside a batch. Default: 2 (the CPU default)",
+    )
+    perf.add_argument("--rounds", type=positive, default=3, help="timed rounds per measurement. Default: %(default)s")
+    perf.add_argument(
+        "--speed-trials",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="instead: measure the speed check's false-alarm rate (N A/A trials) and its detection of a "
+        "20%% slowdown (N trials) on --speed-config",
+    )
+    perf.add_argument(
+        "--speed-config", default="hqq.w-int4.g64.asym", help="configuration of --speed-trials. Default: %(default)s"
+    )
     perf.set_defaults(func=_perf)
 
     drill = commands.add_parser(
@@ -72,26 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--list", action="store_true", help="list the catalogue and exit")
     drill.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
     drill.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
-    drill.add_argument("--max-utterances", type=_positive, default=30,
-                       help="utterances, as in the main job (the baselines must match). Default: %(default)s")
+    drill.add_argument(
+        "--max-utterances",
+        type=positive,
+        default=30,
+        help="utterances, as in the main job (the baselines must match). Default: %(default)s",
+    )
     drill.add_argument("--baselines", default="baselines.json", help="baselines file. Default: %(default)s")
-    drill.add_argument("--per-regression", type=_positive, default=1,
-                       help="configurations run per regression (its first N). Default: %(default)s")
-    drill.add_argument("--rounds", type=_positive, default=6,
-                       help="speed rounds per case (the main job judges 2 cases x 3 rounds). Default: %(default)s")
+    drill.add_argument(
+        "--per-regression",
+        type=positive,
+        default=1,
+        help="configurations run per regression (its first N). Default: %(default)s",
+    )
+    drill.add_argument(
+        "--rounds",
+        type=positive,
+        default=6,
+        help="speed rounds per case (the main job judges 2 cases x 3 rounds). Default: %(default)s",
+    )
     drill.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
     drill.set_defaults(func=_drill)
     return parser
 
 
-def _positive(text: str) -> int:
+def _baselines_merge(args) -> int:
+    from whisper_ptq_bench import baselines as bl
+    from whisper_ptq_bench.errors import BenchError
+
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+        data = bl.load(Path(args.out))
+        for shard in args.shards:
+            if not Path(shard).is_file():
+                raise bl.BaselineError(f"{shard}: no such baselines file")
+            data = bl.combine(data, bl.load(Path(shard)))
+        bl.atomic_write(Path(args.out), bl.dumps(data))
+    except BenchError as err:
+        print(f"{PROG} baselines-merge: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {len(data['cases'])} case(s), profiles {', '.join(sorted(data['profiles'])) or 'none'}")
+    return 0
 
 
 def _perf(args: argparse.Namespace) -> int:
@@ -99,8 +153,16 @@ def _perf(args: argparse.Namespace) -> int:
     from whisper_ptq_bench.errors import BenchError
 
     try:
-        return perf.main(args.model, args.corpus, args.max_utterances, args.batch_size, args.encoder_batch_size, args.rounds,
-                         args.speed_trials or 0, args.speed_config)
+        return perf.main(
+            args.model,
+            args.corpus,
+            args.max_utterances,
+            args.batch_size,
+            args.encoder_batch_size,
+            args.rounds,
+            args.speed_trials or 0,
+            args.speed_config,
+        )
     except BenchError as err:
         print(f"{PROG} perf: error: {err}", file=sys.stderr)
         return 2
@@ -124,11 +186,20 @@ def _drill(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"{PROG} drill: error: {err}", file=sys.stderr)
         return 2
-    options = Options(models=[args.model], corpora=[args.corpus], max_utterances=args.max_utterances,
-                      rounds=args.rounds, baselines_path=Path(args.baselines))
+    options = Options(
+        models=[args.model],
+        corpora=[args.corpus],
+        max_utterances=args.max_utterances,
+        rounds=args.rounds,
+        baselines_path=Path(args.baselines),
+    )
     try:
-        rows = drill.run(regressions, options, per_regression=args.per_regression,
-                         echo=lambda line: print(line, file=sys.stderr, flush=True))
+        rows = drill.run(
+            regressions,
+            options,
+            per_regression=args.per_regression,
+            echo=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     except BenchError as err:
         print(f"{PROG} drill: error: {err}", file=sys.stderr)
         return 2
@@ -155,17 +226,24 @@ def _report(args: argparse.Namespace) -> int:
         paths = report.write_report(results, args.out, title=args.title, sort=args.sort)
     except OSError as err:
         where = err.filename or args.out
-        print(f"{PROG} report: error: cannot write the report into {args.out}: {where}: {err.strerror or err}",
-              file=sys.stderr)
+        print(
+            f"{PROG} report: error: cannot write the report into {args.out}: {where}: {err.strerror or err}",
+            file=sys.stderr,
+        )
         return 1
     environments = results.environments
     if len(environments) > 1:
-        print(f"{PROG} report: warning: the results come from {len(environments)} different environments "
-              "(see the Environment section)", file=sys.stderr)
+        print(
+            f"{PROG} report: warning: the results come from {len(environments)} different environments "
+            "(see the Environment section)",
+            file=sys.stderr,
+        )
     errored = [c.case_id for c in results.cases if c.verdict == "error"]
     if errored:
-        print(f"{PROG} report: warning: {len(errored)} case(s) errored before measuring: {', '.join(errored)}",
-              file=sys.stderr)
+        print(
+            f"{PROG} report: warning: {len(errored)} case(s) errored before measuring: {', '.join(errored)}",
+            file=sys.stderr,
+        )
     for path in paths:
         print(path)
     return 0

@@ -21,7 +21,18 @@ METHODS = {"symmetric": "sym", "asymmetric": "asym"}
 _METHOD_BY_CODE = {v: k for k, v in METHODS.items()}
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 #: weight format -> bits per weight element (before scales)
-WEIGHT_FORMATS = {"fp32": 32, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "int3": 3, "int2": 2, "int1": 1, "nf4": 4, "fp4": 4}
+WEIGHT_FORMATS = {
+    "fp32": 32,
+    "fp16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "int4": 4,
+    "int3": 3,
+    "int2": 2,
+    "int1": 1,
+    "nf4": 4,
+    "fp4": 4,
+}
 CODEBOOK_FORMATS = {"nf4", "fp4"}
 FLOAT_FORMATS = {"fp32", "fp16"}
 ACTIVATION_FORMATS = ("int8", "fp8", "fp16")
@@ -60,28 +71,42 @@ class QuantConfig:
                     f"{list(ACTIVATION_FORMATS)}, not {self.activation!r}"
                 )
         elif self.activation is not None:
-            raise ConfigError(f"activation: scheme {self.scheme!r} keeps activations in floating point; drop activation={self.activation!r}")
+            raise ConfigError(
+                f"activation: scheme {self.scheme!r} keeps activations in floating point; drop activation={self.activation!r}"
+            )
         if self.weight in FLOAT_FORMATS:
             if self.granularity is not None or self.method is not None or self.group_size is not None:
                 raise ConfigError(f"granularity/method: {self.weight} weights are not scaled, so neither applies")
         else:
             if self.granularity not in GRANULARITIES:
-                raise ConfigError(f"granularity: {self.weight} weights need one of {list(GRANULARITIES)}, not {self.granularity!r}")
+                raise ConfigError(
+                    f"granularity: {self.weight} weights need one of {list(GRANULARITIES)}, not {self.granularity!r}"
+                )
             if self.granularity == "per-group":
                 if not isinstance(self.group_size, int) or isinstance(self.group_size, bool) or self.group_size < 1:
-                    raise ConfigError(f"group_size: per-group granularity needs a positive integer group size, not {self.group_size!r}")
+                    raise ConfigError(
+                        f"group_size: per-group granularity needs a positive integer group size, not {self.group_size!r}"
+                    )
             elif self.group_size is not None:
-                raise ConfigError(f"group_size: only per-group granularity takes a group size (granularity is {self.granularity!r})")
+                raise ConfigError(
+                    f"group_size: only per-group granularity takes a group size (granularity is {self.granularity!r})"
+                )
             if self.method not in METHODS:
-                raise ConfigError(f"method: {self.weight} weights need 'symmetric' or 'asymmetric', not {self.method!r}")
+                raise ConfigError(
+                    f"method: {self.weight} weights need 'symmetric' or 'asymmetric', not {self.method!r}"
+                )
             if self.weight in CODEBOOK_FORMATS | {"fp8"} and self.method != "symmetric":
-                raise ConfigError(f"method: {self.weight} is scaled by an absolute maximum, so it is symmetric by construction")
+                raise ConfigError(
+                    f"method: {self.weight} is scaled by an absolute maximum, so it is symmetric by construction"
+                )
         opts = dict(self.options)
         if len(opts) != len(self.options):
             raise ConfigError(f"options: a key is repeated in {self.options!r}")
         for key, value in self.options:
             if not _TOKEN.match(str(key)) or not _OPTION_VALUE.match(str(value)):
-                raise ConfigError(f"options: {key!r}={value!r} must be lowercase-name=alphanumeric (no dots or slashes)")
+                raise ConfigError(
+                    f"options: {key!r}={value!r} must be lowercase-name=alphanumeric (no dots or slashes)"
+                )
         if tuple(sorted(self.options)) != tuple(self.options):
             object.__setattr__(self, "options", tuple(sorted(self.options)))
 
@@ -118,7 +143,8 @@ class QuantConfig:
             "backend": self.backend,
             "scheme": self.scheme,
             "method": self.method or "-",
-            "granularity": (f"per-group({self.group_size})" if self.granularity == "per-group" else self.granularity) or "-",
+            "granularity": (f"per-group({self.group_size})" if self.granularity == "per-group" else self.granularity)
+            or "-",
             "weight": self.weight,
             "bits": self.bits,
             "activation": self.activation or "-",
@@ -132,7 +158,9 @@ class QuantConfig:
             return REFERENCE
         parts = text.split(".")
         if len(parts) < 2:
-            raise ConfigError(f"config id {text!r}: expected '{{backend}}.{{scheme}}-{{weight}}...', e.g. 'hqq.w-int4.g64.asym'")
+            raise ConfigError(
+                f"config id {text!r}: expected '{{backend}}.{{scheme}}-{{weight}}...', e.g. 'hqq.w-int4.g64.asym'"
+            )
         backend, head, rest = parts[0], parts[1], parts[2:]
         code, _, weight = head.partition("-")
         if code not in _SCHEME_BY_CODE:
@@ -152,7 +180,9 @@ class QuantConfig:
                 key, _, value = part.partition("=")
                 options.append((key, value))
             else:
-                raise ConfigError(f"config id {text!r}: part {part!r} is not an activation, granularity, method or option")
+                raise ConfigError(
+                    f"config id {text!r}: part {part!r} is not an activation, granularity, method or option"
+                )
         cfg = cls(**kwargs, options=tuple(options))
         if cfg.id != text:
             raise ConfigError(f"config id {text!r} is not in canonical form; write it as {cfg.id!r}")

@@ -15,8 +15,15 @@ from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.regressions import CATALOGUE, Regression, by_name
 
 #: Which check a failure message comes from (the messages start with these).
-_CHECKS = (("weights:", "weights"), ("output:", "output"), ("speed:", "speed"), ("WER rose", "wer"),
-           ("compression dropped", "size"), ("the corpus changed", "input"), ("no baseline", "missing"))
+_CHECKS = (
+    ("weights:", "weights"),
+    ("output:", "output"),
+    ("speed:", "speed"),
+    ("WER rose", "wer"),
+    ("compression dropped", "size"),
+    ("the corpus changed", "input"),
+    ("no baseline", "missing"),
+)
 
 
 @dataclass
@@ -64,7 +71,9 @@ def _run(harness, model: str, corpus: str, config: QuantConfig):
     return result.failures, None
 
 
-def run(regressions: list[Regression], options, *, per_regression: int = 1, echo=print, models: dict | None = None) -> list[Row]:
+def run(
+    regressions: list[Regression], options, *, per_regression: int = 1, echo=print, models: dict | None = None
+) -> list[Row]:
     """Run the drill; ``options`` is a runner.Options (one model, one corpus) against existing baselines;
     ``models`` may hand in fp32 models already loaded (name -> LoadedModel)."""
     from whisper_ptq_bench.backends import get_backend
@@ -97,16 +106,29 @@ def run(regressions: list[Regression], options, *, per_regression: int = 1, echo
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
             if not ok:
-                rows.append(Row(reg.name, reg.kind, reg.library, case, "control red" if not why.startswith("skipped") else "skipped", message=why))
+                rows.append(
+                    Row(
+                        reg.name,
+                        reg.kind,
+                        reg.library,
+                        case,
+                        "control red" if not why.startswith("skipped") else "skipped",
+                        message=why,
+                    )
+                )
                 continue
             start = time.perf_counter()
             with reg.patch():
                 failures, error = _run(harness, model, corpus, config)
             seconds = time.perf_counter() - start
             if error:
-                row = Row(reg.name, reg.kind, reg.library, case, "caught (library error)", ["error"], error[:220], seconds)
+                row = Row(
+                    reg.name, reg.kind, reg.library, case, "caught (library error)", ["error"], error[:220], seconds
+                )
             elif failures:
-                row = Row(reg.name, reg.kind, reg.library, case, "caught", checks_of(failures), _first_line(failures), seconds)
+                row = Row(
+                    reg.name, reg.kind, reg.library, case, "caught", checks_of(failures), _first_line(failures), seconds
+                )
             else:
                 row = Row(reg.name, reg.kind, reg.library, case, "missed", [], "", seconds)
             rows.append(row)
@@ -128,9 +150,13 @@ def score(rows: list[Row]) -> tuple[int, int]:
 def table(rows: list[Row]) -> str:
     lines = [f"{'regression':30s} {'kind':22s} {'case':48s} {'verdict':22s} {'caught by':16s} message"]
     for r in rows:
-        lines.append(f"{r.regression:30s} {r.kind:22s} {r.case[-48:]:48s} {r.verdict:22s} {','.join(r.checks) or '-':16s} {r.message}")
+        lines.append(
+            f"{r.regression:30s} {r.kind:22s} {r.case[-48:]:48s} {r.verdict:22s} {','.join(r.checks) or '-':16s} {r.message}"
+        )
     caught, judged = score(rows)
-    lines.append(f"caught {caught} of {judged} regressions ({caught / judged:.0%})" if judged else "no regression was judged")
+    lines.append(
+        f"caught {caught} of {judged} regressions ({caught / judged:.0%})" if judged else "no regression was judged"
+    )
     return "\n".join(lines)
 
 
@@ -142,4 +168,6 @@ def write_json(rows: list[Row], path: Path) -> None:
     from whisper_ptq_bench.baselines import atomic_write
 
     caught, judged = score(rows)
-    atomic_write(Path(path), json.dumps({"caught": caught, "judged": judged, "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
+    atomic_write(
+        Path(path), json.dumps({"caught": caught, "judged": judged, "rows": [asdict(r) for r in rows]}, indent=1) + "\n"
+    )

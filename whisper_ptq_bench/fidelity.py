@@ -41,7 +41,9 @@ def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dic
             out[name] = [None, fmt]
             continue
         if deq.shape != ref.shape:
-            raise ValueError(f"{name}: the dequantized weight has shape {tuple(deq.shape)}, the fp32 one {tuple(ref.shape)}")
+            raise ValueError(
+                f"{name}: the dequantized weight has shape {tuple(deq.shape)}, the fp32 one {tuple(ref.shape)}"
+            )
         error = relative_error(deq, ref) if bool(deq.isfinite().all()) else float("nan")
         out[name] = [error, fmt]
     return out
@@ -139,17 +141,20 @@ def _scored(model, encoded: list, fb: FeatureBatches, tokens: list[list[int]], p
     return out
 
 
-def reference_log_probs(reference, ref_encoded: list, fb: FeatureBatches, tokens: list[list[int]], prompt_len: int, device: str):
+def reference_log_probs(
+    reference, ref_encoded: list, fb: FeatureBatches, tokens: list[list[int]], prompt_len: int, device: str
+):
     """fp32's teacher-forced log-probabilities at the scored positions; computed once per corpus and reused."""
     return _scored(reference, ref_encoded, fb, tokens, prompt_len, device)
 
 
-def teacher_forced(model, encoded: list, ref_scored: list, fb: FeatureBatches, tokens: list[list[int]], prompt_len: int,
-                   device: str) -> TeacherForced:
+def teacher_forced(
+    model, encoded: list, ref_scored: list, fb: FeatureBatches, tokens: list[list[int]], prompt_len: int, device: str
+) -> TeacherForced:
     """Compare ``model`` with fp32 (``reference_log_probs``) on the same reference tokens, utterance by utterance.
 
     ``encoded`` is the model's encoder output per batch (``encoder_outputs``); ``tokens`` are per utterance in
-    corpus order. Positions before the end of the prompt are not scored."""
+    corpus order. Positions before the end of the prompt are not scored, nor utterances over 30 s (``fb.long``)."""
     import torch
 
     n = len(fb.ids)
@@ -162,10 +167,11 @@ def teacher_forced(model, encoded: list, ref_scored: list, fb: FeatureBatches, t
         for row, values in enumerate((kl.double(), agree, nll.double())):
             sums[row].index_add_(0, owner, values)
         count.index_add_(0, owner, torch.ones(len(owner), dtype=torch.float64))
-    if bool((count == 0).any()):
+    scored = sorted(fb.windowed)  # utterances over 30 s have no single encoder window: not scored
+    if bool((count[scored] == 0).any()):
         raise ValueError("an utterance has no scored token position (empty reference text?)")
-    kl, top1, nll = ((sums[row] / count).tolist() for row in range(3))
-    return TeacherForced(list(fb.ids), kl, top1, nll, [int(c) for c in count])
+    kl, top1, nll = ((sums[row][scored] / count[scored]).tolist() for row in range(3))
+    return TeacherForced([fb.ids[p] for p in scored], kl, top1, nll, [int(c) for c in count[scored]])
 
 
 # ----------------------------------------------------------------------------- fixed workload
@@ -205,7 +211,9 @@ class Workload:
             key = cache_argument(model)
             past = None
             for step in range(ids.shape[1] - 1):
-                out = model(encoder_outputs=enc, decoder_input_ids=ids[:, step : step + 1], use_cache=True, **{key: past})
+                out = model(
+                    encoder_outputs=enc, decoder_input_ids=ids[:, step : step + 1], use_cache=True, **{key: past}
+                )
                 past = getattr(out, key, None) or out.past_key_values
             if device.startswith("cuda"):
                 torch.cuda.synchronize()

@@ -58,7 +58,9 @@ class Verdict:
         return "failed" if self.failures else "ok"
 
 
-def judge(obtained: Obtained, config: QuantConfig, entry: dict, tol: dict, profile: str, strict_transcripts: bool) -> Verdict:
+def judge(
+    obtained: Obtained, config: QuantConfig, entry: dict, tol: dict, profile: str, strict_transcripts: bool
+) -> Verdict:
     """Compare one case with its baseline entry; every check runs at most once."""
     verdict = Verdict()
     expected, same_profile = expected_view(entry, profile)

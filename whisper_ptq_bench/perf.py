@@ -104,14 +104,15 @@ def batching_gain(loaded, corpus, batch_size: int, encoder_batch_size: int | Non
 
     run("warm-up", many, encoder_batch_size)()
     t = _interleaved(
-        {"single": run("single", one, None), "batched": run("batched", many, encoder_batch_size), "whole": run("whole", many, None)},
+        {
+            "single": run("single", one, None),
+            "batched": run("batched", many, encoder_batch_size),
+            "whole": run("whole", many, None),
+        },
         rounds,
     )
     changed = [
-        (i, a, b)
-        for name in ("batched", "whole")
-        for i, a, b in zip(one.ids, texts["single"], texts[name])
-        if a != b
+        (i, a, b) for name in ("batched", "whole") for i, a, b in zip(one.ids, texts["single"], texts[name]) if a != b
     ]
     return Batching(batch_size, t["batched"], t["whole"], t["single"], sorted(set(changed)))
 
@@ -150,7 +151,9 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
 
     Harness._transcribe = transcribe_counted
     try:
-        harness = Harness(Options(models=[model], corpora=corpora, max_utterances=max_utterances, update_baselines=True))
+        harness = Harness(
+            Options(models=[model], corpora=corpora, max_utterances=max_utterances, update_baselines=True)
+        )
         for config in configs:
             for corpus in corpora:
                 harness.run_case(model, corpus, QuantConfig.from_id(config))
@@ -168,8 +171,8 @@ def work_counts(model: str, corpora: list[str], configs: list[str], max_utteranc
 class SpeedTrials:
     config: str
     baseline_cost: float
-    same: list[str]  # per A/A trial: "pass", "fail" or "not judged"
-    slowed: list[str]  # per trial with the injected slowdown
+    same: list[str]  # per A/A case timing: "pass", "fail" or "not judged"
+    slowed: list[str]  # per case timing with the injected slowdown
     slowdown: float
 
     @staticmethod
@@ -179,10 +182,12 @@ class SpeedTrials:
         return f"{n}/{len(judged)} ({n / len(judged):.0%})" if judged else "none judged"
 
 
-def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 6, slowdown: float = 0.2) -> SpeedTrials:
-    """The speed check's error rates on this machine: a baseline measurement, then ``trials`` A/A measurements
-    (nothing changed) and ``trials`` measurements of the same configuration made ``slowdown`` slower (a busy
-    wait after each of its workload runs, proportional to that run), alternating, each judged by SpeedCheck."""
+def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, slowdown: float = 0.2) -> SpeedTrials:
+    """The speed check's error rates on this machine: a baseline measured as an update run records it (two cases'
+    rounds pooled), then ``trials`` A/A trials (nothing changed) and ``trials`` trials of the same configuration
+    made ``slowdown`` slower (a busy wait after each of its workload runs, proportional to that run),
+    alternating. A trial is a configuration's two cases, each timed and judged as the harness does (``rounds``
+    per case, the main job's default): two case timings per trial."""
     import copy
 
     from whisper_ptq_bench import fidelity as fd
@@ -221,33 +226,54 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 6, 
     from whisper_ptq_bench.speed import pooled
 
     def fails(timing, baseline) -> bool:
-        return SpeedCheck(0.2).fails(Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict()), {"speed": baseline}) is not None
+        return (
+            SpeedCheck(0.2).fails(Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict()), {"speed": baseline})
+            is not None
+        )
 
-    def trial(config_fn, baseline) -> str:
-        """As the harness judges a configuration: its rounds, re-timed once if disturbed, confirmed if suspect."""
-        timing = interleaved(fp32, config_fn, rounds)
+    def judged_case(config_fn, earlier, baseline):
+        """One case as the harness times and judges it: its rounds (re-timed once if disturbed), pooled with the
+        configuration's earlier steady rounds, confirmed by CONFIRM_FACTOR x more rounds when suspect."""
+        timing = interleaved(fp32, config_fn, rounds, warm_up=earlier is None)
         if not timing.steady:
             timing = interleaved(fp32, config_fn, rounds, warm_up=False)
             if not timing.steady:
-                return "not judged"
-        if fails(timing, baseline):
-            more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds // 2, warm_up=False)
-            if more.steady:
-                timing = pooled(timing, more)
-        return "fail" if fails(timing, baseline) else "pass"
+                return "not judged", earlier
+        if fails(pooled(earlier, timing), baseline):
+            more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds, warm_up=False)
+            if not more.steady:
+                return "not judged", earlier
+            timing = pooled(timing, more)
+        total = pooled(earlier, timing)
+        return ("fail" if fails(total, baseline) else "pass"), total
+
+    def trial(config_fn, baseline) -> list[str]:
+        """A configuration's two cases (clean and noisy corpus), the second judged on the pooled rounds."""
+        first, earlier = judged_case(config_fn, None, baseline)
+        second, _ = judged_case(config_fn, earlier if first != "not judged" else None, baseline)
+        return [first, second]
 
     # as recorded by an update run: the pooled rounds of the configuration's two cases
-    baseline = pooled(interleaved(fp32, same, rounds // 2), interleaved(fp32, same, rounds - rounds // 2, warm_up=False)).as_dict()
+    baseline = pooled(
+        interleaved(fp32, same, rounds // 2), interleaved(fp32, same, rounds - rounds // 2, warm_up=False)
+    ).as_dict()
     result = SpeedTrials(config_id, baseline["cost"], [], [], slowdown)
     for _ in range(trials):
-        result.same.append(trial(same, baseline))
-        result.slowed.append(trial(slowed, baseline))
+        result.same += trial(same, baseline)
+        result.slowed += trial(slowed, baseline)
+        print(f"  A/A {result.rate(result.same, 'fail')}, slowed {result.rate(result.slowed, 'fail')}", flush=True)
     return result
 
 
 def main(
-    model: str = "tiny.en", corpus: str = "real-clean", max_utterances: int = 40, batch_size: int = 8,
-    encoder_batch_size: int | None = None, rounds: int = 3, speed_trials_n: int = 0, speed_config: str = "hqq.w-int4.g64.asym",
+    model: str = "tiny.en",
+    corpus: str = "real-clean",
+    max_utterances: int = 40,
+    batch_size: int = 8,
+    encoder_batch_size: int | None = None,
+    rounds: int = 3,
+    speed_trials_n: int = 0,
+    speed_config: str = "hqq.w-int4.g64.asym",
 ) -> int:
     import transformers
 
@@ -255,23 +281,32 @@ def main(
 
     transformers.logging.set_verbosity_error()
     if speed_trials_n:
-        t = speed_trials(model, speed_config, speed_trials_n)
-        print(f"speed check on {t.config} ({t.baseline_cost:.3f} of fp32's time at baseline), {speed_trials_n} trials each: "
-              f"A/A false alarms {t.rate(t.same, 'fail')}, {t.slowdown:.0%} slowdown caught {t.rate(t.slowed, 'fail')}; "
-              f"not judged (machine disturbed): {t.same.count('not judged') + t.slowed.count('not judged')}")
+        t = speed_trials(model, speed_config, speed_trials_n, rounds)
+        print(
+            f"speed check on {t.config} ({t.baseline_cost:.3f} of fp32's time at baseline), {speed_trials_n} trials of "
+            f"two cases, {rounds} rounds each: A/A false alarms {t.rate(t.same, 'fail')} of case timings, "
+            f"{t.slowdown:.0%} slowdown caught {t.rate(t.slowed, 'fail')}; not judged (machine disturbed): "
+            f"{t.same.count('not judged') + t.slowed.count('not judged')}"
+        )
         return 0
     loaded = load(model)
     data = load_corpus(corpus, max_utterances)
     chunk = encoder_batch_size or default_encoder_batch_size("cpu")
     fb = features(loaded.processor, data, batch_size)
-    print(f"model {model}, corpus {corpus} ({len(data)} utterances, {data.seconds:.1f} s of audio), {batching(batch_size, chunk)}")
+    print(
+        f"model {model}, corpus {corpus} ({len(data)} utterances, {data.seconds:.1f} s of audio), {batching(batch_size, chunk)}"
+    )
     o = harness_overhead(loaded, fb, chunk, rounds)
-    print(f"harness overhead: {o.fraction:+.2%} (timed transcription {o.harness_s:.3f} s vs a bare loop of the same "
-          f"model calls {o.bare_s:.3f} s, median of {rounds}; plain generate(input_features) loop {o.plain_generate_s:.3f} s)")
+    print(
+        f"harness overhead: {o.fraction:+.2%} (timed transcription {o.harness_s:.3f} s vs a bare loop of the same "
+        f"model calls {o.bare_s:.3f} s, median of {rounds}; plain generate(input_features) loop {o.plain_generate_s:.3f} s)"
+    )
     b = batching_gain(loaded, data, batch_size, chunk, rounds)
-    print(f"batching: batch {batch_size} (encoder {chunk}) is {b.gain:.2f}x the throughput of batch 1 "
-          f"({b.batched_s:.2f} s vs {b.single_s:.2f} s); with the encoder over the whole batch "
-          f"{b.single_s / b.whole_encoder_s:.2f}x ({b.whole_encoder_s:.2f} s)")
+    print(
+        f"batching: batch {batch_size} (encoder {chunk}) is {b.gain:.2f}x the throughput of batch 1 "
+        f"({b.batched_s:.2f} s vs {b.single_s:.2f} s); with the encoder over the whole batch "
+        f"{b.single_s / b.whole_encoder_s:.2f}x ({b.whole_encoder_s:.2f} s)"
+    )
     print(f"  RTF {b.batched_s / data.seconds:.3f} at batch {batch_size}, {b.single_s / data.seconds:.3f} at batch 1")
     if b.changed:
         print(f"  {len(b.changed)} utterance(s) transcribed differently when batched:")
@@ -279,6 +314,8 @@ def main(
             print(f"    {utt}: batch 1 {one!r} / batched {many!r}")
     else:
         print("  every transcript is identical at both batch sizes")
-    counts = work_counts(model, ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "hqq.w-int4.g64.asym"], 4)
+    counts = work_counts(
+        model, ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "hqq.w-int4.g64.asym"], 4
+    )
     print("work done for 3 configurations x 2 corpora: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0

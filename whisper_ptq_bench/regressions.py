@@ -392,7 +392,10 @@ def _torchao_perrow_as_pertensor() -> Iterator[None]:
     api = _module("torchao.quantization.quant_api")
     from torchao.quantization import PerRow, PerTensor
 
-    weight_only, dynamic = api._int8_weight_only_quantize_tensor, api._int8_dynamic_activation_int8_weight_quantize_tensor
+    weight_only, dynamic = (
+        api._int8_weight_only_quantize_tensor,
+        api._int8_dynamic_activation_int8_weight_quantize_tensor,
+    )
 
     def weight_only_tensor(weight, config):
         if isinstance(config.granularity, PerRow):
@@ -492,7 +495,11 @@ _HQQ = tuple(c for c in DEFAULT if c.startswith("hqq."))
 _BNB4 = ("bnb.w-nf4.g64.sym", "bnb.w-nf4.g64.sym.dq=1", "bnb.w-fp4.g64.sym")
 _QUANTO = tuple(c for c in DEFAULT if c.startswith("quanto."))
 _TORCHAO = tuple(c for c in DEFAULT if c.startswith("torchao."))
-_TORCH_AO_DYN8 = ("torch-ao.dyn-int8.a-int8.channel.sym", "torch-ao.dyn-int8.a-int8.tensor.sym", "torch-ao.dyn-int8.a-int8.tensor.asym")
+_TORCH_AO_DYN8 = (
+    "torch-ao.dyn-int8.a-int8.channel.sym",
+    "torch-ao.dyn-int8.a-int8.tensor.sym",
+    "torch-ao.dyn-int8.a-int8.tensor.asym",
+)
 
 
 def _first(first: str, group: tuple[str, ...]) -> tuple[str, ...]:

@@ -12,18 +12,18 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from whisper_ptq_bench import baselines as bl
 from whisper_ptq_bench import fidelity as fd
-from whisper_ptq_bench import gate, machine
+from whisper_ptq_bench import gate, machine, size
 from whisper_ptq_bench import scope as sc
 from whisper_ptq_bench import speed as sp
 from whisper_ptq_bench.backends import get_backend
 from whisper_ptq_bench.checks import Obtained, SpeedCheck
 from whisper_ptq_bench.configs import REFERENCE, QuantConfig
 from whisper_ptq_bench.data import load_corpus
-from whisper_ptq_bench.errors import BenchError
+from whisper_ptq_bench.errors import BaselineError, BenchError
 from whisper_ptq_bench.metrics import (
     PeakMemory,
     WerResult,
@@ -82,6 +82,7 @@ class Options:
     calibration_corpus: str = "calibration"
     strict_transcripts: bool = False
     update_baselines: bool = False
+    replace_inputs: bool = False  # an update may replace baselines measured on another subset or batching
     baselines_path: Path = Path("baselines.json")
     obtained_path: Path = Path("baselines.obtained.json")
 
@@ -92,6 +93,14 @@ class Options:
     @property
     def batching(self) -> str:
         return batching(self.batch_size, self.encoder_chunk)
+
+
+class CaseSpec(NamedTuple):
+    """What a benchmark case runs: the ``ptq_case`` parameter (its id is ``baselines.case_id`` of it)."""
+
+    model: str
+    corpus: str
+    config: QuantConfig
 
 
 class QuantizationFailed(BenchError):
@@ -184,7 +193,9 @@ class CaseResult:
             "weight_error_mean": _mean_weight_error(self.weights),
             "output": None if self.output is None else {k: v for k, v in self.output.items() if k != "per_utterance"},
             "peak_memory_mb": round(self.peak_memory / 1e6, 1),
-            "peak_memory_kind": "cuda max allocated" if self.environment.get("device", "").startswith("cuda") else "process RSS",
+            "peak_memory_kind": "cuda max allocated"
+            if self.environment.get("device", "").startswith("cuda")
+            else "process RSS",
             "scope": self.scope,
             "scope_line": self.scope_line,
             "transcripts_changed_vs_fp32": len(self.changed_vs_fp32),
@@ -260,6 +271,27 @@ class Harness:
         self._baselines: dict | None = None
         self.baseline_error: str | None = None
 
+    def preflight(self, models: list[str], corpora: list[str]) -> None:
+        """Before the first case: every model loads, the scope matches modules of each, every corpus loads.
+        Errors name the option to change (``BenchError``)."""
+        for name in models:
+            try:
+                loaded = self.model(name)
+            except BenchError as err:
+                raise BenchError(f"--ptq-model (or PTQ_MODEL): {err}") from None
+            try:
+                sc.select(loaded.model, self.options.scope, self.options.scope_exclude)
+            except ValueError as err:
+                raise BenchError(f"--ptq-scope / --ptq-scope-exclude: {err} (model {name})") from None
+        for name in corpora:
+            try:
+                for utterance in self.corpus(name):
+                    _ = (
+                        utterance.audio
+                    )  # decoded and checked against its manifest hash now, not in the middle of a case
+            except BenchError as err:
+                raise BenchError(f"--ptq-corpus (or PTQ_CORPUS): {err}") from None
+
     # ------------------------------------------------------------------ phases
     @contextmanager
     def phase(self, name: str):
@@ -292,7 +324,14 @@ class Harness:
         key = (model_name, corpus_name)
         if key not in self.tokens:
             loaded = self.model(model_name)
-            texts = [u.text for u in (self.corpus(corpus_name) if corpus_name != self.options.calibration_corpus else load_corpus(corpus_name))]
+            texts = [
+                u.text
+                for u in (
+                    self.corpus(corpus_name)
+                    if corpus_name != self.options.calibration_corpus
+                    else load_corpus(corpus_name)
+                )
+            ]
             self.tokens[key] = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, texts)
         return self.tokens[key]
 
@@ -317,8 +356,8 @@ class Harness:
 
             model = self.model(model_name).model
             with self.phase("size"):
-                fp32 = sc.serialized_bytes(model)
-                fp16 = sc.serialized_bytes(copy.deepcopy(model).to(torch.float16))
+                fp32 = size.serialized_bytes(model)
+                fp16 = size.serialized_bytes(copy.deepcopy(model).to(torch.float16))
             self.fp32_sizes[model_name] = (fp32, fp16)
         return self.fp32_sizes[model_name]
 
@@ -328,7 +367,9 @@ class Harness:
         if key not in self.references:
             loaded = self.model(model_name)
             model = self._on_device(loaded.model)
-            encoded, texts, seconds = self._transcribe(model, loaded, self.features(model_name, corpus_name), "reference")
+            encoded, texts, seconds = self._transcribe(
+                model, loaded, self.features(model_name, corpus_name), "reference"
+            )
             corpus = self.corpus(corpus_name)
             wer = score([u.id for u in corpus], [u.text for u in corpus], texts)
             self.references[key] = Reference(texts, seconds, wer, encoded)
@@ -385,7 +426,9 @@ class Harness:
         self._quantized = self._quantized_key = None  # free the previous copy first
         loaded = self.model(model_name)
         backend = get_backend(config.backend)
-        requested = [] if config == REFERENCE else sc.select(loaded.model, self.options.scope, self.options.scope_exclude)
+        requested = (
+            [] if config == REFERENCE else sc.select(loaded.model, self.options.scope, self.options.scope_exclude)
+        )
         q = Quantized(config)
         try:
             with self.phase("quantize"):
@@ -395,10 +438,12 @@ class Harness:
                 q.model.eval()
             with self.phase("size"):
                 q.scope = sc.inspect(loaded.model, q.model, requested, backend)
-                q.serialized_bytes = sc.serialized_bytes(q.model)
-                q.tensor_bytes = sc.tensor_bytes(q.model)
+                q.serialized_bytes = size.serialized_bytes(q.model)
+                q.tensor_bytes = size.tensor_bytes(q.model)
             with self.phase("weights"):
-                q.weights = fd.weight_errors(loaded.model, q.model, backend, {m.name: m.format for m in q.scope.quantized})
+                q.weights = fd.weight_errors(
+                    loaded.model, q.model, backend, {m.name: m.format for m in q.scope.quantized}
+                )
         except Exception as err:  # any library error: the case errors with it, the session goes on
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
             message = f"{config.id}: {config.backend} ({backend.requirement} {backend.version()}) raised {detail}"
@@ -415,8 +460,14 @@ class Harness:
         loaded = self.model(model_name)
         corpus = self.corpus(corpus_name)
         result = CaseResult(
-            bl.case_id(model_name, corpus_name, config), model_name, corpus_name, config, corpus.summary(),
-            environment=self.env, profile=self.profile, batching=self.options.batching,
+            bl.case_id(model_name, corpus_name, config),
+            model_name,
+            corpus_name,
+            config,
+            corpus.summary(),
+            environment=self.env,
+            profile=self.profile,
+            batching=self.options.batching,
         )
         self.results.append(result)
         try:
@@ -452,10 +503,15 @@ class Harness:
                 encoded, texts, seconds = self._transcribe(q.model, loaded, fb, "transcribe")
         result.peak_memory = memory.peak
         # 3. teacher-forced output fidelity against fp32 on the reference tokens
-        tokens, prompt_len = self.reference_tokens(model_name, corpus_name), len(fd.prompt_ids(loaded.generation_config))
+        tokens, prompt_len = (
+            self.reference_tokens(model_name, corpus_name),
+            len(fd.prompt_ids(loaded.generation_config)),
+        )
         with self.phase("fidelity"):
             if ref.scored is None:
-                ref.scored = fd.reference_log_probs(self._on_device(loaded.model), ref.encoded, fb, tokens, prompt_len, device)
+                ref.scored = fd.reference_log_probs(
+                    self._on_device(loaded.model), ref.encoded, fb, tokens, prompt_len, device
+                )
             tf = fd.teacher_forced(q.model, encoded, ref.scored, fb, tokens, prompt_len, device)
         if not tf.finite():
             raise QuantizationFailed(f"{who} produced NaN or infinite logits")
@@ -463,16 +519,26 @@ class Harness:
         if broken:
             raise QuantizationFailed(f"{who}: {broken}")
         result.output = tf.as_dict()
+        if fb.long:
+            result.notes.append(
+                f"output fidelity: {len(fb.long)} utterance(s) over 30 s transcribed long-form, not teacher-forced "
+                f"({', '.join(fb.long_ids[:5])}{' ...' if len(fb.long) > 5 else ''})"
+            )
         # 4. kernel speed: the fixed workload, interleaved with fp32
         work = self.workload(model_name)
         fp32_model = self._on_device(loaded.model)
         key = (model_name, config)
         earlier = self.timings.get(key)
         with self.phase("timing"):
+
             def measure(bench, rounds: int) -> sp.Timing:
                 return sp.interleaved(
-                    lambda: work.run(fp32_model, device), lambda: work.run(q.model, device), rounds, bench,
-                    work.describe(), warm_up=earlier is None,
+                    lambda: work.run(fp32_model, device),
+                    lambda: work.run(q.model, device),
+                    rounds,
+                    bench,
+                    work.describe(),
+                    warm_up=earlier is None,
                 )
 
             timing = measure(benchmark, self.options.rounds)
@@ -550,10 +616,20 @@ class Harness:
             )
             return
         obtained = Obtained(
-            r.case_id, r.wer, r.compression, r.corpus_summary["hash"], self.model(r.model).fingerprint, r.transcripts,
-            r.batching, r.weights, r.output, r.speed,
+            r.case_id,
+            r.wer,
+            r.compression,
+            r.corpus_summary["hash"],
+            self.model(r.model).fingerprint,
+            r.transcripts,
+            r.batching,
+            r.weights,
+            r.output,
+            r.speed,
         )
-        verdict = gate.judge(obtained, r.config, expected, bl.tolerances(data, r.case_id), self.profile, self.options.strict_transcripts)
+        verdict = gate.judge(
+            obtained, r.config, expected, bl.tolerances(data, r.case_id), self.profile, self.options.strict_transcripts
+        )
         r.failures += verdict.failures
         r.warnings += verdict.warnings
         r.notes += verdict.notes
@@ -572,17 +648,58 @@ class Harness:
             out.append((r.case_id, portable, bound, r.environment, (self.profile, self.machine)))
         return out
 
-    def finish(self) -> list[str]:
-        """Write baselines (update flow) or the obtained file; returns lines for the session summary."""
+    def finish(self, interrupted: bool = False) -> list[str]:
+        """Write baselines (update flow) or the obtained file; returns lines for the session summary.
+
+        An interrupted update writes nothing into the baselines (a half-finished matrix is not a baseline) and
+        a failed write is an error; in both cases what was measured is left in the obtained file."""
         lines = []
         done = [r for r in self.results if r.wer is not None and not r.error]
         if not done:
             return lines
+        obtained = self.options.obtained_path
+        if self.options.update_baselines and interrupted:
+            bl.update(obtained, self.entries(done))
+            return [
+                f"interrupted: {self.options.baselines_path} left untouched; the {len(done)} case(s) measured are in {obtained}"
+            ]
         if self.options.update_baselines:
-            bl.update(self.options.baselines_path, self.entries(done))
-            lines.append(f"updated {len(done)} case(s) in {self.options.baselines_path} (machine profile {self.profile})")
+            try:
+                bl.update(self.options.baselines_path, self.entries(done))
+            except (BenchError, OSError) as err:
+                for r in done:
+                    r.baseline_status = "not written"
+                bl.update(obtained, self.entries(done))
+                raise BaselineError(
+                    f"the baselines could not be written ({err}); the {len(done)} measured case(s) are in {obtained}"
+                ) from None
+            lines.append(
+                f"updated {len(done)} case(s) in {self.options.baselines_path} (machine profile {self.profile})"
+            )
         missing = [r for r in done if r.baseline_status == "missing"]
         if missing:
-            bl.update(self.options.obtained_path, self.entries(missing))
-            lines.append(f"{len(missing)} case(s) without a baseline written to {self.options.obtained_path}")
+            bl.update(obtained, self.entries(missing))
+            lines.append(f"{len(missing)} case(s) without a baseline written to {obtained}")
         return lines
+
+
+def changed_inputs(options: Options, cases: list[tuple[str, str, QuantConfig]], data: dict) -> list[str]:
+    """Cases an update would re-record on other inputs than their baseline's: another corpus subset (or corpus
+    content) or another batching. Such a replacement needs ``--ptq-replace-inputs``."""
+    out, hashes = [], {}
+    for model, corpus, config in cases:
+        entry = data.get("cases", {}).get(bl.case_id(model, corpus, config))
+        if not entry:
+            continue
+        if corpus not in hashes:
+            c = load_corpus(corpus, options.max_utterances or None)
+            hashes[corpus] = (c.summary()["hash"], len(c))
+        digest, n = hashes[corpus]
+        if entry.get("corpus_hash") not in (None, digest):
+            out.append(
+                f"{bl.case_id(model, corpus, config)}: corpus {corpus} differs ({n} utterance(s) now; "
+                f"--ptq-max-utterances {options.max_utterances or 0})"
+            )
+        elif entry.get("batching") not in (None, options.batching):
+            out.append(f"{bl.case_id(model, corpus, config)}: batching {entry['batching']!r} -> {options.batching!r}")
+    return out

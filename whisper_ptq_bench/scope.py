@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -77,7 +76,9 @@ class ScopeReport:
         if self.beyond:
             text += f"; BEYOND SCOPE: {', '.join(self.beyond[:5])}{'...' if len(self.beyond) > 5 else ''}"
         if self.missed:
-            text += f"; NOT QUANTIZED though in scope: {', '.join(self.missed[:5])}{'...' if len(self.missed) > 5 else ''}"
+            text += (
+                f"; NOT QUANTIZED though in scope: {', '.join(self.missed[:5])}{'...' if len(self.missed) > 5 else ''}"
+            )
         return text
 
 
@@ -114,63 +115,17 @@ def inspect(reference, quantized, requested: list[str], backend) -> ScopeReport:
         fmt = backend.describe(mod)
         if fmt is None:
             qparams = _own_params(mod)
-            changed = type(mod) is not type(ref) or any(not _plain(p) for p in qparams) or any(
-                getattr(p, "dtype", None) != getattr(r, "dtype", None) for p, r in zip(qparams, params)
+            changed = (
+                type(mod) is not type(ref)
+                or any(not _plain(p) for p in qparams)
+                or any(getattr(p, "dtype", None) != getattr(r, "dtype", None) for p, r in zip(qparams, params))
             )
             if changed:
                 fmt = f"{type(mod).__name__} ({', '.join(sorted({str(getattr(p, 'dtype', '?')) for p in qparams})) or 'no params'})"
         if fmt is None:
-            report.floating.append(ModuleEntry(name, type(ref).__name__, count, str(params[0].dtype).removeprefix("torch.")))
+            report.floating.append(
+                ModuleEntry(name, type(ref).__name__, count, str(params[0].dtype).removeprefix("torch."))
+            )
         else:
             report.quantized.append(ModuleEntry(name, type(ref).__name__, count, fmt))
     return report
-
-
-# ----------------------------------------------------------------------------- size
-
-
-def serialized_bytes(model) -> int:
-    """Bytes of ``torch.save(model.state_dict())``: packed weights, scales, zero points and metadata."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes
-
-
-def tensor_bytes(model) -> int:
-    """Bytes of the distinct tensors the model's state holds in memory (tensor subclasses flattened)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-
-    def visit(obj) -> None:
-        nonlocal total
-        import torch
-
-        if isinstance(obj, torch.Tensor):
-            flatten = getattr(type(obj), "__tensor_flatten__", None)
-            if flatten is not None and not _plain(obj) and type(obj) is not torch.nn.Parameter:
-                try:
-                    names, _ = obj.__tensor_flatten__()
-                    for attr in names:
-                        visit(getattr(obj, attr))
-                    return
-                except Exception:  # a subclass without a usable flatten: count it as it reports itself
-                    pass
-            try:
-                key = (obj.data_ptr(), obj.numel())
-            except RuntimeError:
-                key = (id(obj), obj.numel())
-            if key in seen:
-                return
-            seen.add(key)
-            total += obj.numel() * obj.element_size()
-        elif isinstance(obj, dict):
-            for value in obj.values():
-                visit(value)
-        elif isinstance(obj, (list, tuple)):
-            for value in obj:
-                visit(value)
-
-    visit(model.state_dict())
-    return total

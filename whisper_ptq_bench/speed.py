@@ -71,7 +71,7 @@ class Timing:
     def fp32_spread(self) -> float:
         """(slowest - fastest) / fastest fp32 round of the latest measurement: how steady the machine was while
         this case was timed (the machine's speed may drift between cases; the paired ratio cancels that)."""
-        f = np.asarray(self.fp32[-self.recent:] if self.recent else self.fp32, dtype=np.float64)
+        f = np.asarray(self.fp32[-self.recent :] if self.recent else self.fp32, dtype=np.float64)
         return float((f.max() - f.min()) / f.min())
 
     @property
@@ -138,5 +138,10 @@ def pooled(earlier: Timing | None, now: Timing) -> Timing:
     ``now``; steadiness and load are those of ``now``."""
     if earlier is None:
         return now
-    return Timing(earlier.fp32 + now.fp32, earlier.config + now.config, now.workload, now.foreign_load,
-                  now.recent or len(now.fp32))
+    return Timing(
+        earlier.fp32 + now.fp32,
+        earlier.config + now.config,
+        now.workload,
+        now.foreign_load,
+        now.recent or len(now.fp32),
+    )

@@ -5,13 +5,18 @@ run many steps for one long utterance while its short ones wait; transcripts com
 The encoder, whose input is always the 30 s window, runs in chunks of ``encoder_batch_size`` utterances
 (on CPU a small chunk keeps its activations in cache and is faster per utterance than the whole batch);
 the decoder then runs over the whole batch.
+
+Utterances longer than Whisper's 30 s window are transcribed the way Whisper users do it: transformers'
+sequential long-form generation over the untruncated features, with timestamps (which it requires) and the
+same greedy settings, one utterance at a time. They have no single encoder window, so the teacher-forced
+comparison (``fidelity.py``) scores the utterances that fit the window and names the ones it leaves out.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus
 
@@ -20,6 +25,8 @@ from whisper_ptq_bench.data.corpus import SAMPLE_RATE, Corpus
 #: is the utterance's own, not its batch's, so that no transcript depends on the batch it sits in.
 TOKENS_PER_SECOND_CAP = 8
 TOKEN_MARGIN = 16
+#: Whisper's input window; longer utterances go through long-form generation.
+WINDOW_SECONDS = 30.0
 #: Encoder chunk on CPU, measured fastest per utterance on 2 cores (``whisper-ptq-bench perf``).
 CPU_ENCODER_BATCH_SIZE = 2
 
@@ -40,7 +47,8 @@ def batching(batch_size: int, encoder_batch_size: int | None) -> str:
 class FeatureBatches:
     """Log-mel features of a corpus, split in batches; computed once per (corpus, processor, batch size).
 
-    ``ids`` are in corpus order; ``order`` lists the corpus positions in batch order."""
+    ``ids`` are in corpus order; ``order`` lists the corpus positions in batch order: first those in
+    ``batches`` (utterances within the 30 s window), then those in ``long`` (each alone, untruncated)."""
 
     corpus: str
     ids: list[str]
@@ -49,6 +57,16 @@ class FeatureBatches:
     audio_seconds: float
     batch_size: int
     order: list[int]
+    long: list = field(default_factory=list)  # per utterance over 30 s: (features (1, n_mels, frames), cap)
+
+    @property
+    def windowed(self) -> list[int]:
+        """Corpus positions of the utterances in ``batches`` (batch order)."""
+        return self.order[: len(self.order) - len(self.long)]
+
+    @property
+    def long_ids(self) -> list[str]:
+        return [self.ids[p] for p in self.order[len(self.order) - len(self.long) :]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,21 +92,21 @@ def features(processor, corpus: Corpus, batch_size: int) -> FeatureBatches:
     if key in _FEATURE_CACHE:
         return _FEATURE_CACHE[key]
     utts = list(corpus)
-    order = sorted(range(len(utts)), key=lambda i: -len(utts[i].audio))  # stable: ties keep corpus order
-    batches, caps = [], []
-    for start in range(0, len(order), batch_size):
-        chunk = [utts[i] for i in order[start : start + batch_size]]
-        audio = [u.audio for u in chunk]
-        longest = max(len(a) for a in audio) / SAMPLE_RATE
-        if longest > 30.0:
-            raise ValueError(
-                f"utterance {max(chunk, key=lambda u: len(u.audio)).id!r} of corpus {corpus.name!r} lasts "
-                f"{longest:.1f} s; Whisper transcribes at most 30 s without long-form segmentation"
-            )
-        feats = fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
-        batches.append(feats)
+    longest_first = sorted(range(len(utts)), key=lambda i: -len(utts[i].audio))  # stable: ties keep corpus order
+    limit = int(WINDOW_SECONDS * SAMPLE_RATE)
+    windowed = [i for i in longest_first if len(utts[i].audio) <= limit]
+    over = sorted(i for i in longest_first if len(utts[i].audio) > limit)
+    batches, caps, long = [], [], []
+    for start in range(0, len(windowed), batch_size):
+        audio = [utts[i].audio for i in windowed[start : start + batch_size]]
+        batches.append(fe(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features)
         caps.append([token_cap(len(a) / SAMPLE_RATE) for a in audio])
-    fb = FeatureBatches(corpus.name, [u.id for u in utts], batches, caps, corpus.seconds, batch_size, order)
+    for i in over:
+        feats = fe([utts[i].audio], sampling_rate=SAMPLE_RATE, return_tensors="pt", truncation=False, padding="longest")
+        long.append((feats.input_features, token_cap(WINDOW_SECONDS)))
+    fb = FeatureBatches(
+        corpus.name, [u.id for u in utts], batches, caps, corpus.seconds, batch_size, windowed + over, long
+    )
     _FEATURE_CACHE[key] = fb
     return fb
 
@@ -142,7 +160,9 @@ def encode(model, feats, chunk: int):
     return BaseModelOutput(last_hidden_state=hidden)
 
 
-def generate_batch(model, generation_config, feats, caps: list[int], device: str = "cpu", encoder_batch_size: int | None = None):
+def generate_batch(
+    model, generation_config, feats, caps: list[int], device: str = "cpu", encoder_batch_size: int | None = None
+):
     """One greedy ``generate`` call over a batch, its encoder run in chunks; the operation the harness times."""
     import torch
 
@@ -155,7 +175,8 @@ def generate_batch(model, generation_config, feats, caps: list[int], device: str
 
 
 def decode(model, generation_config, tokenizer, fb: FeatureBatches, encoded: list, device: str = "cpu") -> list[str]:
-    """Greedy decoding of every batch from its precomputed encoder output; one text per utterance, corpus order."""
+    """Greedy decoding of every batch from its precomputed encoder output, then the long utterances (long-form);
+    one text per utterance, corpus order."""
     import torch
 
     torch.manual_seed(0)
@@ -164,12 +185,36 @@ def decode(model, generation_config, tokenizer, fb: FeatureBatches, encoded: lis
         for enc, caps in zip(encoded, fb.caps):
             ids = model.generate(encoder_outputs=enc, **capped(generation_config, caps))
             texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+    texts += long_form(model, generation_config, tokenizer, fb, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return fb.in_corpus_order(texts)
 
 
-def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu", encoder_batch_size: int | None = None) -> list[str]:
+def long_form(model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu") -> list[str]:
+    """Transcripts of the utterances over 30 s (``fb.long``), by transformers' sequential long-form generation:
+    30 s windows that advance by the last predicted timestamp, greedy, each window capped like a 30 s utterance."""
+    import torch
+
+    texts = []
+    with torch.no_grad():
+        for feats, cap in fb.long:
+            gen = with_cap(generation_config, cap)
+            gen.return_timestamps = True  # long-form generation needs the timestamp tokens
+            x = feats.to(device=device, dtype=input_dtype(model))
+            ids = model.generate(
+                input_features=x,
+                attention_mask=torch.ones(x.shape[0], x.shape[-1], dtype=torch.long, device=device),
+                generation_config=gen,
+                return_timestamps=True,
+            )
+            texts.append(tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip())
+    return texts
+
+
+def transcribe(
+    model, generation_config, tokenizer, fb: FeatureBatches, device: str = "cpu", encoder_batch_size: int | None = None
+) -> list[str]:
     """Transcribe every batch; returns one text per utterance in corpus order."""
     import torch
 
@@ -178,6 +223,7 @@ def transcribe(model, generation_config, tokenizer, fb: FeatureBatches, device: 
     for feats, caps in zip(fb.batches, fb.caps):
         ids = generate_batch(model, generation_config, feats, caps, device, encoder_batch_size)
         texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+    texts += long_form(model, generation_config, tokenizer, fb, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return fb.in_corpus_order(texts)

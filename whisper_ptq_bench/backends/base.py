@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -25,7 +26,6 @@ def register(cls: type[Backend]) -> type[Backend]:
 
 
 def get_backend(name: str) -> Backend:
-    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -33,13 +33,14 @@ def get_backend(name: str) -> Backend:
 
 
 def backends() -> dict[str, Backend]:
-    _load_all()
+    """Every registered backend by name (the package ``__init__`` imports each backend module once)."""
     return dict(_REGISTRY)
 
 
-def _load_all() -> None:
-    # importing the modules runs their @register decorators
-    from whisper_ptq_bench.backends import bnb, hqq, quanto, reference, torch_ao, torchao  # noqa: F401
+def validate(configs) -> None:
+    """Refuse, before anything runs, configurations of an unknown backend or with options it does not read."""
+    for config in configs:
+        get_backend(config.backend).check_options(config)
 
 
 class Backend:
@@ -58,6 +59,8 @@ class Backend:
     """
 
     name: ClassVar[str]
+    #: the ``key=value`` options of a config id this backend reads: key -> (regex of valid values, meaning)
+    options: ClassVar[dict[str, tuple[str, str]]] = {}
     #: import name of the library, and what pip installs to get it
     module: ClassVar[str | None] = None
     requirement: ClassVar[str] = ""
@@ -67,6 +70,18 @@ class Backend:
         compared only against a baseline of the same machine profile. Quantized activations run integer
         kernels chosen per CPU; weight-only configurations that dequantize into float matmuls do not."""
         return config.activation is not None
+
+    def check_options(self, config: QuantConfig) -> None:
+        """ConfigError naming the option when ``config`` carries one this backend does not read, or a bad value:
+        an ignored option would make the case id claim a configuration that did not run."""
+        known = ", ".join(f"{k} ({meaning})" for k, (_, meaning) in sorted(self.options.items())) or "none"
+        for key, value in config.options:
+            if key not in self.options:
+                raise ConfigError(f"config {config.id}: {self.name} has no option {key!r}; its options: {known}")
+            if not re.fullmatch(self.options[key][0], value):
+                raise ConfigError(
+                    f"config {config.id}: option {key}={value!r} is not valid for {self.name}; {key} is {self.options[key][1]}"
+                )
 
     def needs_calibration(self, config: QuantConfig) -> bool:
         """Whether ``quantize`` needs a calibration pass: static schemes observe activations."""
@@ -103,9 +118,7 @@ class Backend:
         return None
 
 
-
 def replace_module(model, name: str, new) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)
-

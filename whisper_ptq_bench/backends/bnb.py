@@ -12,6 +12,10 @@ class BitsAndBytes(Backend):
     name = "bnb"
     module = "bitsandbytes"
     requirement = "bitsandbytes"
+    options = {
+        "threshold": (r"\d+", "LLM.int8's outlier threshold, a whole number (0: no outliers kept in fp16)"),
+        "dq": (r"[01]", "double quantization of the 4-bit absmax scales, 0 or 1"),
+    }
 
     def unsupported(self, config, device):
         if config.weight == "int8":
@@ -19,20 +23,17 @@ class BitsAndBytes(Backend):
                 return "bnb: LLM.int8 quantizes activations dynamically (vector-wise), so int8 needs scheme dynamic with int8 activations"
             if config.granularity != "per-channel" or config.method != "symmetric":
                 return "bnb: LLM.int8 weights are per output row (channel), absmax-symmetric"
-            threshold = config.option("threshold", "6")
-            if not threshold.isdigit():
-                return f"bnb: threshold option must be a whole number, not {threshold!r}"
-            extra = set(dict(config.options)) - {"threshold"}
-            return f"bnb: unknown options {sorted(extra)} for int8" if extra else None
+            if config.option("dq") is not None:
+                return "bnb: dq (double quantization) applies to the 4-bit formats, not LLM.int8"
+            return None
         if config.weight in ("nf4", "fp4"):
             if config.scheme != "weight-only":
                 return "bnb: 4-bit formats are weight-only"
             if config.granularity != "per-group" or config.group_size not in _BLOCKSIZES:
                 return f"bnb: 4-bit formats use absmax blocks of {list(_BLOCKSIZES)}, not {config.granularity} {config.group_size}"
-            if config.option("dq", "0") not in ("0", "1"):
-                return "bnb: dq (double quantization) option is 0 or 1"
-            extra = set(dict(config.options)) - {"dq"}
-            return f"bnb: unknown options {sorted(extra)} for 4-bit" if extra else None
+            if config.option("threshold") is not None:
+                return "bnb: threshold (LLM.int8's outlier threshold) applies to int8, not the 4-bit formats"
+            return None
         return f"bnb: weights {config.weight} are not offered (int8, nf4, fp4)"
 
     def kernel_dependent(self, config) -> bool:
@@ -49,18 +50,28 @@ class BitsAndBytes(Backend):
             has_bias = lin.bias is not None
             if config.weight == "int8":
                 new = bnb.nn.Linear8bitLt(
-                    lin.in_features, lin.out_features, bias=has_bias, has_fp16_weights=False,
+                    lin.in_features,
+                    lin.out_features,
+                    bias=has_bias,
+                    has_fp16_weights=False,
                     threshold=float(config.option("threshold", "6")),
                 )
                 new.weight = bnb.nn.Int8Params(lin.weight.data.clone(), requires_grad=False, has_fp16_weights=False)
             else:
                 new = bnb.nn.Linear4bit(
-                    lin.in_features, lin.out_features, bias=has_bias, compute_dtype=torch.float32,
-                    compress_statistics=config.option("dq") == "1", quant_type=config.weight,
+                    lin.in_features,
+                    lin.out_features,
+                    bias=has_bias,
+                    compute_dtype=torch.float32,
+                    compress_statistics=config.option("dq") == "1",
+                    quant_type=config.weight,
                 )
                 new.weight = bnb.nn.Params4bit(
-                    lin.weight.data.clone(), requires_grad=False, quant_type=config.weight,
-                    blocksize=config.group_size, compress_statistics=config.option("dq") == "1",
+                    lin.weight.data.clone(),
+                    requires_grad=False,
+                    quant_type=config.weight,
+                    blocksize=config.group_size,
+                    compress_statistics=config.option("dq") == "1",
                 )
             if has_bias:
                 new.bias = torch.nn.Parameter(lin.bias.data.clone(), requires_grad=False)
@@ -111,5 +122,11 @@ def _unpack_cpu_layout(data, state):
     plain.original_nested = False
     codes, _ = _convert_weight_packed_for_cpu_inverse(data, plain)
     absmax = state.absmax.T.reshape(-1).float()
-    return codes, QuantState(absmax=absmax, shape=state.shape, code=state.code, blocksize=state.blocksize,
-                             quant_type=state.quant_type, dtype=torch.float32)
+    return codes, QuantState(
+        absmax=absmax,
+        shape=state.shape,
+        code=state.code,
+        blocksize=state.blocksize,
+        quant_type=state.quant_type,
+        dtype=torch.float32,
+    )

@@ -18,6 +18,7 @@ class Hqq(Backend):
     name = "hqq"
     module = "hqq"
     requirement = "hqq"
+    options = {"backend": ("|".join(GPU_BACKENDS), f"an HQQ GPU kernel backend: {', '.join(GPU_BACKENDS)}")}
 
     def unsupported(self, config, device):
         if config.scheme != "weight-only":
@@ -32,8 +33,6 @@ class Hqq(Backend):
             return f"hqq: group size {config.group_size} must be a multiple of 8"
         kernel = config.option("backend")
         if kernel is not None:
-            if kernel not in GPU_BACKENDS:
-                return f"hqq: unknown backend option {kernel!r} (known: {', '.join(GPU_BACKENDS)})"
             if not device.startswith("cuda"):
                 return f"hqq: the {kernel} backend needs a CUDA device"
         return None

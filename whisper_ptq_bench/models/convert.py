@@ -18,7 +18,7 @@ from whisper_ptq_bench.models import ct2
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # bump when the converted layout changes: older caches are rebuilt
+CACHE_FORMAT = 3  # bump when the converted layout changes: older caches are rebuilt
 _STAMP = "whisper_ptq_bench.json"
 
 
@@ -49,11 +49,16 @@ def verify(source: Ct2Source) -> str:
     for path, expected in zip(source.parts, source.part_sha256):
         got = ct2.sha256_of([path])
         if got != expected:
-            raise CheckpointError(path, f"sha256 {got} does not match the pinned {expected}: the file is damaged or of another release")
+            raise CheckpointError(
+                path, f"sha256 {got} does not match the pinned {expected}: the file is damaged or of another release"
+            )
     whole = ct2.sha256_of(source.parts)
     if source.sha256 and whole != source.sha256:
         where = source.parts[0] if len(source.parts) == 1 else f"{source.parts[0]} + {len(source.parts) - 1} more parts"
-        raise CheckpointError(where, f"sha256 {whole} does not match the pinned {source.sha256}: the file is damaged or of another release")
+        raise CheckpointError(
+            where,
+            f"sha256 {whole} does not match the pinned {source.sha256}: the file is damaged or of another release",
+        )
     return whole
 
 
@@ -63,7 +68,11 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
     from safetensors.torch import save_file
     from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperTokenizer
 
-    label = str(source.parts[0]) if len(source.parts) == 1 else f"{source.parts[0].parent}/model.bin ({len(source.parts)} parts)"
+    label = (
+        str(source.parts[0])
+        if len(source.parts) == 1
+        else f"{source.parts[0].parent}/model.bin ({len(source.parts)} parts)"
+    )
     model = ct2.parse_model_bin(ct2.read_parts(source.parts), source=label)
     tensors = ct2.to_transformers(model, source=label)
     ct2_config = ct2.read_config_json(source.config)
@@ -103,11 +112,15 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
     missing = sorted(expected - sd.keys())
     extra = sorted(sd.keys() - expected)
     if missing or extra:
-        raise CheckpointError(label, f"checkpoint does not fill a Whisper of this shape: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise CheckpointError(
+            label, f"checkpoint does not fill a Whisper of this shape: missing {missing[:5]}, unexpected {extra[:5]}"
+        )
     for key, value in sd.items():
         want = tuple(skeleton.state_dict()[key].shape)
         if value.shape != want:
-            raise CheckpointError(label, f"tensor {key} has shape {list(value.shape)}, the derived config needs {list(want)}")
+            raise CheckpointError(
+                label, f"tensor {key} has shape {list(value.shape)}, the derived config needs {list(want)}"
+            )
 
     gen = GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id,
@@ -134,7 +147,11 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
         gen.task = "transcribe"
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: torch.from_numpy(np.array(v, copy=True)) for k, v in sd.items()}, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {k: torch.from_numpy(np.array(v, copy=True)) for k, v in sd.items()},
+        str(out_dir / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     config.save_pretrained(out_dir)
     gen.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -146,6 +163,7 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
         "binary_version": model.binary_version,
         "spec_revision": model.spec_revision,
         "safetensors_sha256": ct2.sha256_of([out_dir / "model.safetensors"]),
+        "files": _file_hashes(out_dir),
     }
     (out_dir / _STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
 
@@ -163,7 +181,7 @@ def cached_dir(source: Ct2Source, cache_dir: Path | None = None) -> Path:
     """Return a valid converted directory for ``source``, converting (again) when absent, stale or corrupt."""
     whole = verify(source)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = root / "models" / f"{source.name}-{whole[:16]}"
+    target = root / "models" / f"{source.name}-{whole[:16]}-v{CACHE_FORMAT}"
     problem = _stale(target, whole)
     if problem is None:
         return target
@@ -197,12 +215,24 @@ def _stale(target: Path, whole: str) -> str | None:
         return f"cache format {stamp.get('cache_format')} != {CACHE_FORMAT}"
     if stamp.get("source_sha256") != whole:
         return "source checkpoint changed"
-    weights = target / "model.safetensors"
-    if not weights.is_file():
-        return "model.safetensors missing"
-    if ct2.sha256_of([weights]) != stamp.get("safetensors_sha256"):
-        return "model.safetensors does not match its recorded hash (corrupt)"
+    recorded = stamp.get("files")
+    if not isinstance(recorded, dict) or "model.safetensors" not in recorded:
+        return "stamp lists no file hashes"
+    present = _file_hashes(target)
+    for name, sha in sorted(recorded.items()):
+        if name not in present:
+            return f"{name} missing"
+        if present[name] != sha:
+            return f"{name} does not match its recorded hash (edited or corrupt)"
+    extra = sorted(set(present) - set(recorded))
+    if extra:
+        return f"files not written by the conversion: {extra}"
     return None
+
+
+def _file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file the conversion wrote (all of them change what the model outputs or how it is read)."""
+    return {f.name: ct2.sha256_of([f]) for f in sorted(directory.iterdir()) if f.is_file() and f.name != _STAMP}
 
 
 def source_from_dir(directory: Path, name: str | None = None) -> Ct2Source:

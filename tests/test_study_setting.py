@@ -1,0 +1,183 @@
+"""The study's own setting end to end, offline: a model given as a hub id (served from a local hub cache through
+the unpatched ``from_pretrained``) or as a local directory, LibriSpeech's schema through ``datasets`` with an
+utterance longer than Whisper's 30 s window, baselines recorded and then checked, errored cases reported."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB_ID = "local-org/whisper-tiny.en"
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+SMOKE_CONFIGS = 6  # configs.SMOKE, fp32 included
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_en):
+    """The transformers directory the offline tiny.en converts to (cached on disk)."""
+    from whisper_ptq_bench.models import OFFLINE
+    from whisper_ptq_bench.models.convert import cached_dir
+
+    return cached_dir(OFFLINE["tiny.en"].source())
+
+
+@pytest.fixture(scope="module")
+def hub_cache(converted, tmp_path_factory):
+    """A hub cache in the layout huggingface_hub reads (refs/main -> snapshots/<revision>/files)."""
+    root = tmp_path_factory.mktemp("hf") / "hub"
+    repo = root / ("models--" + HUB_ID.replace("/", "--"))
+    snapshot = repo / "snapshots" / REVISION
+    snapshot.mkdir(parents=True)
+    for f in converted.iterdir():
+        if f.is_file() and f.suffix in (".json", ".safetensors", ".txt"):
+            shutil.copy(f, snapshot / f.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_librispeech(tmp_path_factory):
+    """A dataset in LibriSpeech's schema: two real utterances as they are and one of > 35 s made by joining
+    real-clean utterances (with short pauses), so its reference is the joined texts."""
+    import datasets
+
+    from whisper_ptq_bench.data import load_corpus
+
+    real = list(load_corpus("real-clean"))
+    gap = np.zeros(4000, dtype=np.float32)
+    pieces, texts, seconds = [], [], 0.0
+    for utt in sorted(real, key=lambda u: u.id):
+        if seconds > 35.0:
+            break
+        pieces += [utt.audio, gap]
+        texts.append(utt.text)
+        seconds += (len(utt.audio) + len(gap)) / 16000
+    rows = {"file": [], "audio": [], "text": [], "speaker_id": [], "chapter_id": [], "id": []}
+    for i, (audio, text) in enumerate(
+        [(np.concatenate(pieces), " ".join(texts)), (real[-1].audio, real[-1].text), (real[-2].audio, real[-2].text)]
+    ):
+        buf = io.BytesIO()
+        sf.write(buf, audio, 16000, format="FLAC")
+        rows["file"].append(f"{i}.flac")
+        rows["audio"].append({"bytes": buf.getvalue(), "path": f"{i}.flac"})
+        rows["text"].append(text.upper())
+        rows["speaker_id"].append(1)
+        rows["chapter_id"].append(2)
+        rows["id"].append(f"1-2-{i:04d}")
+    root = tmp_path_factory.mktemp("librispeech")
+    ds = datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(sampling_rate=16000, decode=False))
+    (root / "clean").mkdir()
+    ds.to_parquet(str(root / "clean" / "test-00000.parquet"))
+    (root / "README.md").write_text(
+        "---\nconfigs:\n- config_name: clean\n  data_files:\n  - split: test\n    path: clean/test-*.parquet\n---\n"
+    )
+    return root, seconds, " ".join(texts)
+
+
+@pytest.fixture
+def project(pytester):
+    shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
+    return pytester
+
+
+def bench(pytester, model: str, corpus: str, *extra):
+    return pytester.runpytest_subprocess(
+        "--benchmark-only",
+        f"--ptq-model={model}",
+        f"--ptq-corpus={corpus}",
+        "--ptq-matrix=smoke",
+        "--ptq-max-utterances=3",
+        "--ptq-rounds=2",
+        "-p",
+        "no:cacheprovider",
+        *extra,
+    )
+
+
+def relaxed_speed(path: Path) -> None:
+    """Speed between two runs of a test on a shared machine: only gross slowdowns count here (the speed check
+    itself is tested in test_gate.py and by the drill)."""
+    data = json.loads(path.read_text())
+    data["tolerances"]["speed"] = 2.0
+    path.write_text(json.dumps(data))
+
+
+def record_then_check(project, model: str, corpus: str) -> dict:
+    baselines = project.path / "B.json"
+    first = bench(
+        project,
+        model,
+        corpus,
+        "--ptq-update-baselines",
+        f"--ptq-baselines={baselines}",
+        f"--benchmark-json={project.path / 'first.json'}",
+    )
+    first.assert_outcomes(passed=SMOKE_CONFIGS)
+    assert baselines.is_file(), first.stdout.str()
+    relaxed_speed(baselines)
+    second = bench(project, model, corpus, f"--ptq-baselines={baselines}")
+    second.assert_outcomes(passed=SMOKE_CONFIGS)
+    assert second.ret == 0
+    return json.loads(baselines.read_text())
+
+
+@pytest.mark.slow
+def test_hub_id_from_a_local_hub_cache_with_a_long_utterance_records_and_checks(
+    project, hub_cache, long_librispeech, monkeypatch
+):
+    dataset, seconds, reference = long_librispeech
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WHISPER_PTQ_BENCH_LIBRISPEECH", str(dataset))
+    data = record_then_check(project, HUB_ID, "librispeech-clean")
+    fp32 = data["cases"][f"{HUB_ID}/librispeech-clean/fp32"]
+    assert fp32["model_fingerprint"] == f"hub:{HUB_ID}@{REVISION}"  # the snapshot's revision, from the cache
+    assert len(data["cases"]) == SMOKE_CONFIGS and all(c.startswith(HUB_ID + "/") for c in data["cases"])
+    # the 35 s utterance was transcribed (long-form, past the first window) and scored: fp32 gets most words right
+    from whisper_ptq_bench.metrics import score
+
+    long_text = fp32["transcripts"]["1-2-0000"]
+    assert seconds > 35 and len(long_text.split()) > 0.8 * len(reference.split())
+    assert score(["1-2-0000"], [reference], [long_text]).wer < 0.3
+    for cid, case in data["cases"].items():
+        assert case["transcripts"]["1-2-0000"].strip(), cid  # every configuration transcribed it
+        assert "1-2-0000" not in (case.get("output") or {}).get("per_utterance", {})  # not teacher-forced
+
+
+@pytest.mark.slow
+def test_local_directory_spec_records_and_checks(project, converted, tmp_path):
+    directory = tmp_path / "my models" / "tiny-en"
+    shutil.copytree(converted, directory)
+    data = record_then_check(project, str(directory), "real-clean")
+    assert set(data["cases"]) == {
+        f"{directory}/real-clean/{c}" for c in [case.rsplit("/", 1)[1] for case in data["cases"]]
+    }
+    assert len(data["cases"]) == SMOKE_CONFIGS
+
+
+def test_long_utterance_features_go_long_form(tiny_en):
+    """Utterances over 30 s are kept whole (untruncated features) and out of the 30 s batches."""
+    from whisper_ptq_bench.data.corpus import Corpus, Utterance
+    from whisper_ptq_bench.transcribe import features
+
+    def utt(i, seconds):
+        return Utterance(
+            id=f"u{i}",
+            text="a",
+            source="test",
+            license="test",
+            _loader=lambda: np.zeros(int(seconds * 16000), dtype=np.float32),
+        )
+
+    fb = features(tiny_en.processor, Corpus("long-test", [utt(0, 3), utt(1, 41.5), utt(2, 29.9), utt(3, 31)]), 8)
+    assert fb.long_ids == ["u1", "u3"] and sorted(fb.windowed) == [0, 2]
+    assert [f.shape[-1] for f, _ in fb.long] == [4150, 3100]  # 100 frames per second, not cut at 3000
+    assert fb.in_corpus_order(["a", "b", "c", "d"]) == ["b", "c", "a", "d"]
