@@ -165,7 +165,7 @@ def test_bad_input_is_a_usage_error_before_any_case(project, monkeypatch, row, e
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     before = {p.name: p.read_bytes() for p in project.path.iterdir() if p.is_file()}
-    result = project.runpytest_subprocess(*fast(env, args))
+    result = project.runpytest_inprocess(*fast(env, args))  # in-process: each row stops before any case
     if expected is None:  # the command-line option overrides the bad variable: the run works (no baseline: red)
         assert (
             result.ret == pytest.ExitCode.TESTS_FAILED

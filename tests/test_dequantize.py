@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from whisper_ptq_bench import scope as sc
 from whisper_ptq_bench.backends import backends, get_backend
-from whisper_ptq_bench.backends.quanto import quanto_group_size
 from whisper_ptq_bench.configs import QuantConfig
 
 CONFIG_IDS = [
@@ -50,6 +49,17 @@ SOURCE_POSITIONS = 32
 _GEN = torch.Generator().manual_seed(1)
 FEATS = torch.randn(2, 80, 2 * SOURCE_POSITIONS, generator=_GEN)
 IDS = torch.randint(3, 600, (2, 8), generator=_GEN)
+
+
+def quanto_group_size(in_features: int) -> int | None:
+    """The group size quanto picks for 2/4-bit weights (optimum/quanto/nn/qmodule.py, QModuleMixin)."""
+    group = 128
+    if in_features > group:
+        while in_features % group and group > 32:
+            group -= 32
+        if in_features % group == 0:
+            return group
+    return None
 
 
 def calibrate(model):

@@ -147,9 +147,13 @@ def test_hub_id_from_a_local_hub_cache_with_a_long_utterance_records_and_checks(
     long_text = fp32["transcripts"]["1-2-0000"]
     assert seconds > 35 and len(long_text.split()) > 0.8 * len(reference.split())
     assert score(["1-2-0000"], [reference], [long_text]).wer < 0.3
+    from whisper_ptq_bench.gate import expected_view
+
     for cid, case in data["cases"].items():
-        assert case["transcripts"]["1-2-0000"].strip(), cid  # every configuration transcribed it
-        assert "1-2-0000" not in (case.get("output") or {}).get("per_utterance", {})  # not teacher-forced
+        [profile] = case["profiles"]
+        view, _ = expected_view(case, profile)  # kernel-dependent configurations keep outputs per profile
+        assert view["transcripts"]["1-2-0000"].strip(), cid  # every configuration transcribed it
+        assert set(view["output"]["per_utterance"]) == {"1-2-0001", "1-2-0002"}, cid  # the long one not teacher-forced
 
 
 @pytest.mark.slow

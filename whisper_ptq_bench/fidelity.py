@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from whisper_ptq_bench.transcribe import FeatureBatches, encode, input_dtype
+from whisper_ptq_bench.transcribe import FeatureBatches, encode, input_dtype, prompt_ids, reference_tokens
+
+__all__ = ["prompt_ids", "reference_tokens"]  # the teacher-forcing input, defined with transcription
 
 # ----------------------------------------------------------------------------- weights
 
@@ -50,23 +52,6 @@ def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dic
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-def prompt_ids(generation_config) -> list[int]:
-    """The decoder prompt of English transcription without timestamps (multilingual models name the language)."""
-    gen = generation_config
-    prompt = [gen.decoder_start_token_id]
-    if getattr(gen, "is_multilingual", False):
-        prompt += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
-    prompt.append(gen.no_timestamps_token_id)
-    return prompt
-
-
-def reference_tokens(tokenizer, generation_config, texts: list[str]) -> list[list[int]]:
-    """Prompt + the reference text's tokens + end-of-text, per utterance: the fixed teacher-forcing input."""
-    prompt = prompt_ids(generation_config)
-    eot = generation_config.eos_token_id
-    return [prompt + tokenizer.encode(" " + t, add_special_tokens=False) + [eot] for t in texts]
 
 
 @dataclass

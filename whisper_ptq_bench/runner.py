@@ -35,6 +35,7 @@ from whisper_ptq_bench.metrics import (
 from whisper_ptq_bench.transcribe import (
     FeatureBatches,
     batching,
+    calibration_samples,
     check_outputs,
     decode,
     default_encoder_batch_size,
@@ -403,10 +404,8 @@ class Harness:
 
         loaded = self.model(model_name)
         corpus = load_corpus(self.options.calibration_corpus)
-        fb = features(loaded.processor, corpus, 1)
-        tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
+        samples = calibration_samples(loaded.processor, loaded.generation_config, corpus)
         device = self.options.device
-        samples = [(feats, torch.tensor([tokens[i]])) for feats, i in zip(fb.batches, fb.order)]
 
         def calibrate(model) -> None:
             dtype = model.model.encoder.conv1.weight.dtype

