@@ -144,6 +144,16 @@ def test_speed_fails_on_a_significant_slowdown_beyond_half_the_tolerance_only():
     assert SpeedCheck(0.2).fails(make(sp=speed(0.6)), exp) is None  # faster
 
 
+def test_a_wide_interval_beyond_a_quarter_of_the_tolerance_is_suspect_and_gets_more_rounds():
+    """Few rounds give a wide interval: a real 20% slowdown may not fail on them, but it is suspect."""
+    exp = gate.expected_view(expected(make(sp=speed(0.8))), "cpu-a")[0]
+    wide = make(sp=speed(0.8 * 1.2, spread=0.3))
+    assert SpeedCheck(0.2).fails(wide, exp) is None and SpeedCheck(0.2).suspect(wide, exp)
+    assert SpeedCheck(0.2).suspect(make(sp=speed(0.8 * 1.06)), exp)
+    assert not SpeedCheck(0.2).suspect(make(sp=speed(0.8 * 1.04)), exp)
+    assert not SpeedCheck(0.2).suspect(make(sp=None), exp)
+
+
 @given(st.lists(st.floats(0.05, 5.0), min_size=3, max_size=12), st.floats(0.1, 10.0), st.floats(0.1, 10.0))
 def test_relative_cost_ignores_a_common_machine_speed_and_scales_with_the_configuration(fp32, machine_speed, k):
     t = Timing(fp32=list(fp32), config=[k * x for x in fp32])

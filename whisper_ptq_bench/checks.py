@@ -237,6 +237,13 @@ class SpeedCheck:
             )
         return None
 
+    def suspect(self, obtained: Obtained, expected: dict) -> bool:
+        """Whether a measurement deserves more rounds before it is judged: a point estimate beyond a quarter of
+        the tolerance. With a case's few rounds the interval is wide, so a real slowdown of the full tolerance
+        often has one round near no change; the confirmation rounds decide, on the pooled rounds."""
+        old, new = expected["speed"], obtained.speed
+        return bool(new) and new["cost"] / old["cost"] > 1 + self.tolerance / 4
+
 
 @dataclass
 class TranscriptCheck:

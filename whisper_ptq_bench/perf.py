@@ -225,11 +225,14 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
     from whisper_ptq_bench.runner import CONFIRM_FACTOR
     from whisper_ptq_bench.speed import pooled
 
+    def probe(timing) -> Obtained:
+        return Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
+
     def fails(timing, baseline) -> bool:
-        return (
-            SpeedCheck(0.2).fails(Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict()), {"speed": baseline})
-            is not None
-        )
+        return SpeedCheck(0.2).fails(probe(timing), {"speed": baseline}) is not None
+
+    def suspect(timing, baseline) -> bool:
+        return SpeedCheck(0.2).suspect(probe(timing), {"speed": baseline})
 
     def judged_case(config_fn, earlier, baseline):
         """One case as the harness times and judges it: its rounds (re-timed once if disturbed), pooled with the
@@ -239,7 +242,7 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
             timing = interleaved(fp32, config_fn, rounds, warm_up=False)
             if not timing.steady:
                 return "not judged", earlier
-        if fails(pooled(earlier, timing), baseline):
+        if suspect(pooled(earlier, timing), baseline):
             more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds, warm_up=False)
             if not more.steady:
                 return "not judged", earlier

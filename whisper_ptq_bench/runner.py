@@ -544,7 +544,7 @@ class Harness:
             if not timing.steady:  # disturbed by something else on the machine: one more try
                 timing = measure(None, self.options.rounds)
             if timing.steady and self._speed_suspect(result, sp.pooled(earlier, timing)):
-                # a slowdown beyond the threshold must survive more rounds before it turns the case red
+                # a suspected slowdown is judged on more rounds: confirmed (red) or cleared
                 more = measure(None, CONFIRM_FACTOR * self.options.rounds)
                 timing = sp.pooled(timing, more)  # steadiness is the confirmation's: disturbed, it is not judged
         if timing.steady:
@@ -564,7 +564,7 @@ class Harness:
 
     # ------------------------------------------------------------------ baselines
     def _speed_suspect(self, r: CaseResult, timing: sp.Timing) -> bool:
-        """Would the speed check fail on ``timing`` against this profile's baseline of the case?"""
+        """Does ``timing`` look slower than this profile's baseline of the case (``SpeedCheck.suspect``)?"""
         if self.options.update_baselines:
             return False
         try:
@@ -579,7 +579,7 @@ class Harness:
             return False
         check = SpeedCheck(bl.tolerances(data, r.case_id)["speed"])
         probe = Obtained(r.case_id, None, 0.0, "", "", {}, speed=timing.as_dict())
-        return check.fails(probe, expected) is not None
+        return check.suspect(probe, expected)
 
     def obtained_entry(self, r: CaseResult) -> dict:
         return {
