@@ -215,9 +215,12 @@ class CompressionCheck:
 @dataclass
 class SpeedCheck:
     """Relative cost on the fixed workload (configuration time / fp32 time, interleaved rounds) against the
-    same machine profile's baseline. ``tolerance`` is the slowdown the check exists to catch (0.2: 20%); it
-    fails when the measured slowdown is beyond half of it and the 95% interval excludes no change, so that a
-    slowdown of the full tolerance is caught despite round-to-round noise."""
+    same machine profile's baseline. ``tolerance`` is the slowdown the check exists to catch (0.2: 20%). A
+    measurement beyond a quarter of it is suspect and gets more rounds (``suspect``); the check fails when the
+    slowdown over all rounds is beyond three quarters of the tolerance and its 95% interval excludes no change.
+    Measured on a 2-core VM (``whisper-ptq-bench perf --speed-trials``), the ratio of a memory-bound
+    configuration to fp32 sits within 2% of its baseline most of the time but shifts by up to 25% for minutes
+    at a time; a tighter threshold turned those shifts into red cases."""
 
     tolerance: float
     needs = ("speed",)
@@ -228,7 +231,7 @@ class SpeedCheck:
             return None
         slowdown = new["cost"] / old["cost"]
         low, high = (x / old["cost"] for x in new["ci95"])
-        if slowdown > 1 + self.tolerance / 2 and low > 1:
+        if slowdown > 1 + 0.75 * self.tolerance and low > 1:
             return (
                 f"speed: {slowdown:.2f}x slower than its baseline on the fixed workload relative to fp32 "
                 f"(cost {old['cost']:.3f} -> {new['cost']:.3f} of fp32's time, 95% CI of the slowdown "

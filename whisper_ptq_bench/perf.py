@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.data import load_corpus
@@ -174,6 +174,7 @@ class SpeedTrials:
     same: list[str]  # per A/A case timing: "pass", "fail" or "not judged"
     slowed: list[str]  # per case timing with the injected slowdown
     slowdown: float
+    ratios: list[tuple[bool, float]] = field(default_factory=list)  # (slowed?, measured cost / baseline cost)
 
     @staticmethod
     def rate(outcomes: list[str], what: str) -> str:
@@ -248,6 +249,7 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
                 return "not judged", earlier
             timing = pooled(timing, more)
         total = pooled(earlier, timing)
+        result.ratios.append((config_fn is slowed, round(total.as_dict()["cost"] / baseline["cost"], 4)))
         return ("fail" if fails(total, baseline) else "pass"), total
 
     def trial(config_fn, baseline) -> list[str]:
@@ -264,7 +266,11 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
     for _ in range(trials):
         result.same += trial(same, baseline)
         result.slowed += trial(slowed, baseline)
-        print(f"  A/A {result.rate(result.same, 'fail')}, slowed {result.rate(result.slowed, 'fail')}", flush=True)
+        print(
+            f"  A/A {result.rate(result.same, 'fail')}, slowed {result.rate(result.slowed, 'fail')}; "
+            f"measured slowdowns {result.ratios[-4:]}",
+            flush=True,
+        )
     return result
 
 
