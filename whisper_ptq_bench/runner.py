@@ -256,6 +256,7 @@ class Harness:
     def __init__(self, options: Options):
         self.options = options
         self.models: dict[str, Any] = {}
+        self.corpora: dict[str, Any] = {}
         self.references: dict[tuple[str, str], Reference] = {}
         self.fp32_sizes: dict[str, tuple[int, int]] = {}
         self.workloads: dict[str, fd.Workload] = {}
@@ -312,8 +313,11 @@ class Harness:
         return self.models[name]
 
     def corpus(self, name: str):
-        with self.phase("load"):
-            return load_corpus(name, self.options.max_utterances or None)
+        """The run's subset of corpus ``name``, loaded once (a hub dataset would otherwise be re-read per call)."""
+        if name not in self.corpora:
+            with self.phase("load"):
+                self.corpora[name] = load_corpus(name, self.options.max_utterances or None)
+        return self.corpora[name]
 
     def features(self, model_name: str, corpus_name: str) -> FeatureBatches:
         loaded, corpus = self.model(model_name), self.corpus(corpus_name)
