@@ -432,7 +432,9 @@ def test_markdown_tables_are_well_formed(markdown):
 
 
 def test_markdown_sections(markdown):
-    assert "![Size against WER for tiny.en on real-clean, real-other](pareto-tiny.en-real.png)" in markdown
+    assert (
+        "![WER change against compression for tiny.en on real-clean, real-other](pareto-tiny.en-real.png)" in markdown
+    )
     both = _section(markdown, "#### Clean against other (real-clean / real-other)")
     assert "| `hqq.w-int4.g64.asym` | 7.50% | 13.16% | +5.66 | 1.75× |" in both
     scope = _section(markdown, "### tiny.en · quantization scope")
@@ -499,6 +501,151 @@ def test_png_plots_are_written_and_valid(written):
         width, height = struct.unpack(">II", data[16:24])
         assert width > 600 and height > 400
         assert len(data) > 20_000  # a drawn figure, not an empty canvas
+
+
+# --------------------------------------------------------------------------- the Pareto plot's content
+
+# (config, size MB, WER change vs fp32 in points): the shape of a real tiny.en run, with the int8 configs
+# crowded within 0.2 MB and a few points of WER of each other, coincident points, and collapsed configs
+CROWDED = [
+    ("torch-ao.dyn-int8.a-int8.tensor.sym", 101.607, 1.99),
+    ("torch-ao.dyn-int8.a-int8.tensor.asym", 101.607, 2.33),
+    ("torch-ao.dyn-int8.a-int8.channel.sym", 102.181, 1.66),
+    ("torch-ao.dyn-fp16.a-fp16", 151.151, 0.0),
+    ("torch-ao.static-int8.a-int8.tensor.sym", 101.664, 200.66),
+    ("torch-ao.static-int8.a-int8.tensor.asym", 101.664, 90.7),
+    ("torch-ao.static-int8.a-int8.channel.sym", 102.237, 164.45),
+    ("torchao.dyn-int8.a-int8.channel.sym", 101.771, 0.66),
+    ("torchao.w-int8.channel.sym", 101.769, 0.0),
+    ("torchao.w-int8.tensor.sym", 101.6, 0.0),
+    ("torchao.w-int4.g32.sym", 104.179, 3.65),
+    ("torchao.w-int4.g32.asym", 104.179, 15.61),
+    ("quanto.w-int8.channel.sym", 101.753, -0.33),
+    ("quanto.w-int4.g128.asym", 94.413, 3.32),
+    ("quanto.w-fp8.channel.sym", 101.753, -0.33),
+    ("quanto.static-int8.a-int8.channel.sym", 101.753, 0.0),
+    ("hqq.w-int8.g64.asym", 103.978, 0.33),
+    ("hqq.w-int4.g32.asym", 97.785, 5.32),
+    ("hqq.w-int4.g64.asym", 95.72, 0.66),
+    ("hqq.w-int4.g128.asym", 94.688, 2.99),
+    ("hqq.w-int3.g64.asym", 94.078, 15.95),
+    ("hqq.w-int2.g64.asym", 91.592, 77.41),
+    ("bnb.dyn-int8.a-int8.channel.sym.threshold=6", 101.732, 0.33),
+    ("bnb.dyn-int8.a-int8.channel.sym.threshold=0", 101.732, -0.33),
+    ("bnb.w-nf4.g64.sym", 94.403, 2.99),
+    ("bnb.w-nf4.g64.sym.dq=1", 93.743, 2.66),
+    ("bnb.w-fp4.g64.sym", 94.403, 4.65),
+]
+FP32_MB, FP32_WER = 151.102, 0.2326
+
+
+def _plot_case(corpus: str, config: str, size: float | None, delta_pts: float | None, compression: bool = True):
+    info: dict = {"wer": FP32_WER + (delta_pts or 0) / 100}
+    if size is not None:
+        info["size_mb"] = size
+        if compression:
+            info["compression"] = 1 - size / FP32_MB
+    if delta_pts is not None:
+        info["wer_delta_vs_fp32"] = {"delta": delta_pts / 100, "ci95": [0, 0]}
+    return report.Case(f"tiny.en/{corpus}/{config}", "tiny.en", corpus, config, "test", info=info)
+
+
+def _crowded_panels(compression: bool = True, shift: float = 0.0):
+    panels = []
+    for corpus, sign in (("real-clean", 1), ("real-other", -1)):
+        cases = [_plot_case(corpus, "fp32", FP32_MB, 0.0, compression)]
+        cases += [
+            _plot_case(corpus, cid, size, delta * (sign if delta < 10 else 1) + shift, compression)
+            for cid, size, delta in CROWDED
+        ]
+        panels.append((corpus, cases))
+    return panels
+
+
+def _labels(fig) -> dict:
+    """Panel axes -> their point labels (matplotlib Text)."""
+    from whisper_ptq_bench.report.plots import LABEL_GID
+
+    return {
+        ax: [t for t in ax.texts if t.get_gid() == LABEL_GID]
+        for ax in fig.axes
+        if ax.get_ylabel().startswith("WER change vs fp32")
+    }
+
+
+@pytest.mark.parametrize(
+    "panels",
+    [
+        pytest.param(_crowded_panels(), id="crowded"),
+        pytest.param(_crowded_panels(shift=0.5), id="crowded-shifted"),
+        pytest.param(_crowded_panels(compression=False), id="compression-derived"),
+        pytest.param(_crowded_panels()[:1], id="one-panel"),
+    ],
+)
+def test_pareto_labels_never_overlap_and_every_point_is_labelled(panels):
+    from whisper_ptq_bench.report.plots import pareto_figure
+
+    fig = pareto_figure(panels, "t")
+    renderer = fig.canvas.get_renderer()
+    labels = _labels(fig)
+    assert len(labels) == len(panels)
+    for ax, texts in labels.items():
+        assert "no room to label" not in ax.get_title(loc="left")
+        frame = ax.get_window_extent(renderer)
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        for i, box in enumerate(boxes):
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            assert not any(box.overlaps(other) for other in boxes[i + 1 :]), texts[i].get_text()
+        words = " ".join(t.get_text() for t in texts).replace(",", " ").replace("\n", " ").split()
+        keys = {int(w) for w in words if w.isdigit()}
+        assert keys == set(range(1, len(CROWDED) + 1))  # every point is labelled by name or key number
+        assert "fp32" in words
+
+
+def test_pareto_axes_fit_the_data_and_name_the_front_fp32_and_off_scale_points():
+    from whisper_ptq_bench.report.plots import pareto_figure
+
+    fig = pareto_figure(_crowded_panels()[:1], "t")
+    ((ax, texts),) = _labels(fig).items()
+    text = "\n".join(t.get_text() for t in texts)
+    low, high = ax.get_xlim()
+    assert 28 < low < 31.05 and 39.4 < high < 42  # compression: the quantized configs, no forced zero
+    low, high = ax.get_ylim()
+    assert -2 < low < -0.33 and 15.95 < high < 20  # the collapsed configs do not flatten the rest
+    assert "compression" in ax.get_xlabel() and "WER change vs fp32" in ax.get_ylabel()
+    # the front (least size for its WER change) by name; the clipped points with their value
+    for name in ("hqq.w-int4.g64.asym", "bnb.w-nf4.g64.sym.dq=1", "torchao.w-int8.tensor.sym"):
+        assert re.search(rf"^\d+ {re.escape(name)}\b", text, re.M), name
+    assert re.search(r"^5 torch-ao\.static-int8\.a-int8\.tensor\.sym ↑ \+200\.7 pp$", text, re.M) or re.search(
+        r"^5 ↑ \+200\.7 pp$", text, re.M
+    )
+    assert re.search(r"hqq\.w-int2\.g64\.asym ↑ \+77\.4 pp", text)
+    assert re.search(r"^fp32 ← 0\.0%", text, re.M)  # fp32 is far left of the quantized configs: on the frame
+    # the other points by their key number, listed under the panels
+    assert re.search(r"^(\d+, )*17(, \d+)*$", text, re.M)
+    key = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts if "hqq.w-int8.g64.asym" in t.get_text())
+    assert re.search(r"^17  hqq\.w-int8\.g64\.asym$", key, re.M)
+
+
+def test_pareto_plot_falls_back_to_size_and_counts_what_it_cannot_draw():
+    from whisper_ptq_bench.report.plots import pareto_figure
+
+    cases = [
+        _plot_case("real-clean", cid, size, delta, compression=False) for cid, size, delta in CROWDED[8:12]
+    ]  # no fp32 and no compression: x is the size
+    cases.append(_plot_case("real-clean", "hqq.w-int4.g64.asym", None, 1.0))  # no size: not plotted, not counted
+    cases.append(_plot_case("real-clean", "hqq.w-int2.g64.asym", 91.6, None, compression=False))  # no WER change
+    fig = pareto_figure([("real-clean", cases)], "t")
+    ((ax, texts),) = _labels(fig).items()
+    assert ax.get_xlabel().startswith("size (MB)")
+    low, high = ax.get_xlim()
+    assert 95 < low < 101.6 and 104.179 < high < 110
+    assert "1 measured case(s) without a size or WER change vs fp32 not drawn" in ax.get_title(loc="left")
+    # the front (the smallest at the least WER change) by name, the others by number
+    assert sorted(t.get_text() for t in texts) == ["1", "2 torchao.w-int8.tensor.sym", "3", "4"]
+    assert not [t for a in fig.axes for t in a.texts if "hqq.w-int2" in t.get_text()]  # not drawn: not in the key
+    empty = pareto_figure([("real-clean", []), ("real-other", cases[:1])], "t")
+    assert len(_labels(empty)) == 2
 
 
 def test_outputs_leave_no_temporary_files(written):

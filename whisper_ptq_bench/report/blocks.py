@@ -422,7 +422,9 @@ def build(
                 Heading(3, f"{model} · {family}" + (f" ({', '.join(members)})" if members != [family] else ""))
             )
             if (model, family) in plots:
-                blocks.append(Image(plots[(model, family)], f"Size against WER for {model} on {', '.join(members)}"))
+                blocks.append(
+                    Image(plots[(model, family)], f"WER change against compression for {model} on {', '.join(members)}")
+                )
             for corpus in members:
                 ccases = [c for c in mcases if c.corpus == corpus]
                 blocks.append(Heading(4, f"Corpus {corpus}"))

@@ -39,7 +39,9 @@ def write_report(
             while name in used:
                 name, n = f"pareto-{_slug(model)}-{_slug(family)}-{n}.png", n + 1
             used.add(name)
-            written.append(atomic_write(out / name, pareto_plot(panels, f"{model} · {family}: size against WER")))
+            written.append(
+                atomic_write(out / name, pareto_plot(panels, f"{model} · {family}: WER change against compression"))
+            )
             plots[(model, family)] = name
     blocks = build(results, title, plots, sort)
     written.append(atomic_write(out / "report.md", to_markdown(blocks)))
