@@ -7,8 +7,8 @@ carry little or none of it and is reported as errored with whatever its entry sa
 
 The output directory receives ``report.md`` (GitHub-flavoured), ``report.html`` (self-contained apart
 from the plots, which it references by relative path) and one Pareto plot (WER change against
-compression, the front labelled) per model and corpus family. The report is built once as a list of blocks and rendered twice, so the
-Markdown and the HTML say the same thing.
+compression, the front labelled) per model and corpus family. The report is built once as a list of
+blocks and rendered twice, so the Markdown and the HTML say the same thing.
 
 The package has one module per step, importing only from the steps before it: :mod:`.load` (results
 files into cases, shards merged) <- :mod:`.analysis` (Pareto front, corpus families, order, grouping)
