@@ -44,10 +44,10 @@ def tiny_en():
 
 
 @pytest.fixture(scope="session")
-def real_clean():
+def read_clean():
     from whisper_ptq_bench.data import load_corpus
 
-    return load_corpus("real-clean")
+    return load_corpus("read-clean")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FAST = (
     "--benchmark-only",
-    "--ptq-corpus=real-clean",
+    "--ptq-corpus=read-clean",
     "--ptq-matrix=fp32",
     "--ptq-max-utterances=2",
     "--ptq-rounds=1",
@@ -169,7 +169,7 @@ def test_bad_input_is_a_usage_error_before_any_case(project, monkeypatch, row, e
     if expected is None:  # the command-line option overrides the bad variable: the run works (no baseline: red)
         assert (
             result.ret == pytest.ExitCode.TESTS_FAILED
-            and "no baseline for tiny.en/real-clean/fp32" in result.stdout.str()
+            and "no baseline for tiny.en/read-clean/fp32" in result.stdout.str()
         )
         return
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
@@ -188,7 +188,7 @@ def test_update_on_a_smaller_subset_asks_for_the_flag_and_keeps_the_baselines(pr
     smaller.stderr.fnmatch_lines(
         [
             "*would replace 1 baseline(s) measured on other inputs*",
-            "*real-clean differs (2 utterance(s) now*",
+            "*read-clean differs (2 utterance(s) now*",
             "*--ptq-replace-inputs*",
         ]
     )
@@ -201,7 +201,7 @@ def test_update_on_a_smaller_subset_asks_for_the_flag_and_keeps_the_baselines(pr
     forced.assert_outcomes(passed=1)
     assert (
         len(
-            json.loads((project.path / "baselines.json").read_text())["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+            json.loads((project.path / "baselines.json").read_text())["cases"]["tiny.en/read-clean/fp32"]["transcripts"]
         )
         == 2
     )
@@ -225,7 +225,7 @@ def test_an_update_that_cannot_be_written_is_red_and_keeps_the_measurements(proj
     assert "ok (updated)" not in result.stdout.str()
     assert not (project.path / "baselines.json").exists()
     assert set(json.loads((project.path / "baselines.obtained.json").read_text())["cases"]) == {
-        "tiny.en/real-clean/fp32"
+        "tiny.en/read-clean/fp32"
     }
 
 
@@ -241,7 +241,7 @@ def test_an_interrupted_update_leaves_the_baselines_untouched(project):
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert json.loads((project.path / "baselines.json").read_text()) == BASELINE_OK
     obtained = json.loads((project.path / "baselines.obtained.json").read_text())
-    assert "tiny.en/real-clean/fp32" in obtained["cases"]
+    assert "tiny.en/read-clean/fp32" in obtained["cases"]
     result.stdout.fnmatch_lines(["*interrupted: *baselines.json left untouched*"])
 
 
@@ -260,12 +260,12 @@ def test_an_errored_case_is_red_in_the_summary_the_json_and_the_report(project, 
     result.stdout.fnmatch_lines(
         [
             "*hqq.w-int4.g64.asym*ERROR (errored)*",
-            "ERROR tiny.en/real-clean/hqq.w-int4.g64.asym: *hqq*raised RuntimeError: quantize kernel exploded*",
+            "ERROR tiny.en/read-clean/hqq.w-int4.g64.asym: *hqq*raised RuntimeError: quantize kernel exploded*",
         ]
     )
     data = json.loads(json_path.read_text())
     [errored] = data["whisper_ptq_bench"]["unmeasured"]
-    assert errored["case"] == "tiny.en/real-clean/hqq.w-int4.g64.asym" and errored["verdict"] == "error"
+    assert errored["case"] == "tiny.en/read-clean/hqq.w-int4.g64.asym" and errored["verdict"] == "error"
     assert "quantize kernel exploded" in errored["error"] and "hqq" in errored["error"]
 
     from whisper_ptq_bench import report
@@ -285,7 +285,7 @@ def test_a_skipped_case_says_why_in_the_summary_and_the_json(project):
     )
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["SKIPPED tiny.en/real-clean/torchao.w-int4.g128.asym.kernel=tinygemm: *needs a CUDA device*"]
+        ["SKIPPED tiny.en/read-clean/torchao.w-int4.g128.asym.kernel=tinygemm: *needs a CUDA device*"]
     )
     unmeasured = json.loads(json_path.read_text())["whisper_ptq_bench"]["unmeasured"]
     assert [(u["verdict"], "CUDA" in u["reason"]) for u in unmeasured] == [("skipped", True)]
@@ -317,12 +317,12 @@ def test_a_damaged_corpus_file_is_found_before_the_first_case(monkeypatch, tmp_p
     from whisper_ptq_bench.errors import BenchError, CorpusError
 
     def damaged():
-        raise CorpusError("utterance 'u1' of corpus 'real-clean': x.flac has sha256 0000..., the manifest says 1111...")
+        raise CorpusError("utterance 'u1' of corpus 'read-clean': x.flac has sha256 0000..., the manifest says 1111...")
 
-    corpus = Corpus("real-clean", [Utterance("u1", "a", "test", "test", damaged)])
+    corpus = Corpus("read-clean", [Utterance("u1", "a", "test", "test", damaged)])
     monkeypatch.setattr(runner, "load_corpus", lambda name, n=None: corpus)
-    harness = runner.Harness(runner.Options(models=[], corpora=["real-clean"], baselines_path=tmp_path / "b.json"))
+    harness = runner.Harness(runner.Options(models=[], corpora=["read-clean"], baselines_path=tmp_path / "b.json"))
     with pytest.raises(
-        BenchError, match=r"--ptq-corpus \(or PTQ_CORPUS\): utterance 'u1' of corpus 'real-clean'.*manifest"
+        BenchError, match=r"--ptq-corpus \(or PTQ_CORPUS\): utterance 'u1' of corpus 'read-clean'.*manifest"
     ):
-        harness.preflight([], ["real-clean"])
+        harness.preflight([], ["read-clean"])

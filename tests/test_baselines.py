@@ -17,7 +17,7 @@ from whisper_ptq_bench.metrics import score
 
 ENV = {"python": "3.11", "torch": "2.13.0", "device": "cpu:x86_64"}
 PROFILE = ("cpu-00000001", {"device": "cpu", "cpu": "Test CPU", "threads": 2})
-CASE = "tiny.en/real-clean/hqq.w-int4.g64.asym"
+CASE = "tiny.en/read-clean/hqq.w-int4.g64.asym"
 
 
 def entry(**over):
@@ -103,7 +103,7 @@ def test_nan_is_refused_with_its_line(tmp_path):
 
 def test_case_id_that_matches_no_configuration(tmp_path):
     data = valid()
-    data["cases"]["tiny.en/real-clean/hqq.w-int9.g64.asym"] = data["cases"].pop(CASE)
+    data["cases"]["tiny.en/read-clean/hqq.w-int9.g64.asym"] = data["cases"].pop(CASE)
     with pytest.raises(BaselineError, match="matches no configuration"):
         bl.load(write(tmp_path / "b.json", data))
     data = valid()
@@ -118,7 +118,7 @@ def test_missing_file_is_an_empty_baseline_set(tmp_path):
 
 def test_update_leaves_other_cases_and_hand_set_tolerances_untouched(tmp_path):
     path = tmp_path / "b.json"
-    other = "tiny.en/real-other/fp32"
+    other = "tiny.en/read-other/fp32"
     data = bl.merge(bl.empty(), [rec(), rec(other, wer=0.2)])
     data["cases"][CASE]["tolerances"] = {"wer": 0.02}
     path.write_text(bl.dumps(data))
@@ -155,7 +155,7 @@ def test_read_only_is_detected_even_as_root(tmp_path, monkeypatch):
 
 def _worker(args):
     path, index = args
-    case = f"tiny.en/real-clean/hqq.w-int{[8, 4, 3, 2][index % 4]}.g{32 * (1 + index // 4)}.asym"
+    case = f"tiny.en/read-clean/hqq.w-int{[8, 4, 3, 2][index % 4]}.g{32 * (1 + index // 4)}.asym"
     bl.update(path, [rec(case, wer=index / 100)])
     return case
 
@@ -252,7 +252,7 @@ def test_sharded_recordings_fold_into_one_file_per_profile(tmp_path):
 
     gpu_a = ("cuda-aaaa0001", {"device": "cuda", "gpu": "H100", "capability": "9.0"})
     gpu_b = ("cuda-bbbb0002", {"device": "cuda", "gpu": "H200", "capability": "9.0"})
-    other = "tiny.en/real-clean/bnb.w-nf4.g64.sym"
+    other = "tiny.en/read-clean/bnb.w-nf4.g64.sym"
     out = write(tmp_path / "out.json", bl.merge(bl.empty(), [rec(profile=gpu_a)]))
     data = json.loads(out.read_text())
     data["cases"][CASE]["tolerances"] = {"wer": 0.02}  # hand-set: survives

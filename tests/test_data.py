@@ -226,13 +226,13 @@ def test_unknown_corpus_names_the_known_ones():
     from whisper_ptq_bench.data import expand
 
     with pytest.raises(CorpusError, match="known"):
-        expand("real,bogus")
+        expand("read,bogus")
 
 
 def test_all_means_every_evaluation_corpus_and_never_the_calibration_split():
     from whisper_ptq_bench.data import expand, load_corpus
 
-    assert expand("all") == ["real-clean", "real-other", "synth-clean", "synth-other"]
+    assert expand("all") == ["hard", "read-clean", "read-other", "synth-clean", "synth-other"]
     calibration = load_corpus("calibration")
     for name in expand("all"):
         evaluation = load_corpus(name)

@@ -17,7 +17,7 @@ from whisper_ptq_bench.runner import Harness, Options
 def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(tiny_en, tmp_path):
     options = Options(
         models=["tiny.en"],
-        corpora=["real-clean"],
+        corpora=["read-clean"],
         max_utterances=4,
         rounds=2,
         update_baselines=True,
@@ -26,7 +26,7 @@ def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(t
     recorder = Harness(options)
     recorder.models["tiny.en"] = tiny_en
     for config in ("fp32", "hqq.w-int4.g64.asym", "torchao.w-int8.channel.sym", "quanto.w-int8.channel.sym"):
-        recorder.run_case("tiny.en", "real-clean", QuantConfig.from_id(config))
+        recorder.run_case("tiny.en", "read-clean", QuantConfig.from_id(config))
     recorder.finish()
     # this subset targets weights, outputs and scope; speed on 4 utterances and 2 rounds is left to the drill itself
     data = json.loads(options.baselines_path.read_text())

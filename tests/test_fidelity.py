@@ -27,7 +27,7 @@ def test_relative_error_of_a_scaled_weight_is_the_scale_change(seed, change):
 
 @pytest.fixture(scope="module")
 def setting(tiny_en):
-    corpus = load_corpus("real-clean", 6)
+    corpus = load_corpus("read-clean", 6)
     tokens = fd.reference_tokens(tiny_en.processor.tokenizer, tiny_en.generation_config, [u.text for u in corpus])
     prompt = len(fd.prompt_ids(tiny_en.generation_config))
     return tiny_en, corpus, tokens, prompt

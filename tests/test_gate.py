@@ -46,7 +46,7 @@ def speed(cost, spread=0.02, steady=True):
 def make(weights=None, output=None, sp=None, hyps=None, corpus="abc"):
     hyps = hyps or list(REFS)
     return Obtained(
-        "tiny.en/real-clean/x",
+        "tiny.en/read-clean/x",
         score(IDS, REFS, hyps),
         0.3,
         corpus,
@@ -209,7 +209,7 @@ def test_speed_measured_under_load_warns_instead_of_failing():
 
 
 def test_recording_a_second_profile_keeps_the_first():
-    case = "tiny.en/real-clean/torch-ao.dyn-int8.a-int8.tensor.sym"
+    case = "tiny.en/read-clean/torch-ao.dyn-int8.a-int8.tensor.sym"
     full = {"compression": 0.3, "corpus_hash": "abc", "weights": {}, "speed": speed(0.7), "wer": 0.1, "transcripts": {}}
     a = gate.split_entry(full, DYN)
     b = gate.split_entry({**full, "speed": speed(0.9), "wer": 0.2}, DYN)

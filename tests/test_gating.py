@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "torch-ao.dyn-int8.a-int8.channel.sym"
-CASE = f"tiny.en/real-clean/{CONFIG}"
+CASE = f"tiny.en/read-clean/{CONFIG}"
 
 DEGRADE = """
 import os
@@ -41,7 +41,7 @@ def project(pytester):
 def run(pytester, *extra):
     return pytester.runpytest_subprocess(
         "--benchmark-only",
-        "--ptq-corpus=real-clean",
+        "--ptq-corpus=read-clean",
         f"--ptq-matrix={CONFIG}",
         "--ptq-max-utterances=12",
         "-p",
@@ -58,17 +58,17 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
 
     first = run(project)  # no baselines yet: every case fails and what it obtained is written aside
     first.assert_outcomes(failed=2)
-    first.stdout.fnmatch_lines(["*no baseline for tiny.en/real-clean/fp32*--ptq-update-baselines*"])
+    first.stdout.fnmatch_lines(["*no baseline for tiny.en/read-clean/fp32*--ptq-update-baselines*"])
     obtained = json.loads((project.path / "baselines.obtained.json").read_text())
-    assert set(obtained["cases"]) == {"tiny.en/real-clean/fp32", CASE}
+    assert set(obtained["cases"]) == {"tiny.en/read-clean/fp32", CASE}
     assert not baselines.exists()
 
     run(project, "--ptq-update-baselines").assert_outcomes(passed=2)
     data = json.loads(baselines.read_text())
-    assert set(data["cases"]) == {"tiny.en/real-clean/fp32", CASE}
+    assert set(data["cases"]) == {"tiny.en/read-clean/fp32", CASE}
     assert (
-        data["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
-        == obtained["cases"]["tiny.en/real-clean/fp32"]["transcripts"]
+        data["cases"]["tiny.en/read-clean/fp32"]["transcripts"]
+        == obtained["cases"]["tiny.en/read-clean/fp32"]["transcripts"]
     )
     data["tolerances"]["speed"] = 1.5  # timing on a shared CI machine: only gross slow-downs count here
     baselines.write_text(json.dumps(data))
@@ -127,16 +127,16 @@ def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
     result = project.runpytest_subprocess(
         "--benchmark-only",
         "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
-        "--ptq-corpus=real-clean",
+        "--ptq-corpus=read-clean",
         "--collect-only",
         "-q",
         "-rs",
     )
-    result.stdout.fnmatch_lines(["*tiny.en/real-clean/torchao.w-int4.g128.asym.kernel=tinygemm*"])
+    result.stdout.fnmatch_lines(["*tiny.en/read-clean/torchao.w-int4.g128.asym.kernel=tinygemm*"])
     result = project.runpytest_subprocess(
         "--benchmark-only",
         "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
-        "--ptq-corpus=real-clean",
+        "--ptq-corpus=read-clean",
         "-k",
         "tinygemm",
         "-rs",

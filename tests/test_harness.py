@@ -12,7 +12,7 @@ from whisper_ptq_bench.runner import Harness, Options, QuantizationFailed
 @pytest.mark.slow
 def test_each_model_loads_once_each_config_quantizes_once_each_reference_runs_once(tiny_en):
     counts = work_counts(
-        "tiny.en", ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "bnb.w-nf4.g64.sym"], 2
+        "tiny.en", ["read-clean", "read-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "bnb.w-nf4.g64.sym"], 2
     )
     assert counts["cases"] == 6
     assert counts["model loads"] == 1
@@ -27,19 +27,19 @@ def test_a_library_error_fails_its_case_and_the_session_goes_on(tiny_en, monkeyp
         raise RuntimeError("kernel exploded")
 
     monkeypatch.setattr(Hqq, "quantize", broken)
-    harness = Harness(Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=2, update_baselines=True))
+    harness = Harness(Options(models=["tiny.en"], corpora=["read-clean"], max_utterances=2, update_baselines=True))
     harness.models["tiny.en"] = tiny_en
     config = QuantConfig.from_id("hqq.w-int4.g64.asym")
     with pytest.raises(QuantizationFailed) as err:
-        harness.run_case("tiny.en", "real-clean", config)
+        harness.run_case("tiny.en", "read-clean", config)
     from whisper_ptq_bench.backends import get_backend
 
     assert f"hqq (hqq {get_backend('hqq').version()})" in str(err.value) and "RuntimeError: kernel exploded" in str(
         err.value
     )
     with pytest.raises(QuantizationFailed, match="kernel exploded"):  # remembered: not quantized twice
-        harness.run_case("tiny.en", "real-other", config)
-    ok = harness.run_case("tiny.en", "real-clean", QuantConfig.from_id("fp32"))
+        harness.run_case("tiny.en", "read-other", config)
+    ok = harness.run_case("tiny.en", "read-clean", QuantConfig.from_id("fp32"))
     assert ok.wer is not None and not ok.failures
 
 
@@ -56,7 +56,7 @@ def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
         return original(self, model, *args, **kwargs)
 
     monkeypatch.setattr(TorchEager, "quantize", nan)
-    harness = Harness(Options(models=["tiny.en"], corpora=["real-clean"], max_utterances=2, update_baselines=True))
+    harness = Harness(Options(models=["tiny.en"], corpora=["read-clean"], max_utterances=2, update_baselines=True))
     harness.models["tiny.en"] = tiny_en
     with pytest.raises(QuantizationFailed, match="NaN or infinite logits"):
-        harness.run_case("tiny.en", "real-clean", QuantConfig.from_id("torch-ao.dyn-fp16.a-fp16"))
+        harness.run_case("tiny.en", "read-clean", QuantConfig.from_id("torch-ao.dyn-fp16.a-fp16"))

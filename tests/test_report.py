@@ -87,8 +87,8 @@ def test_merge_of_shards_keeps_every_case_in_order():
     results = report.load([SHARD_A, SHARD_B])
     ids = [c.case_id for c in results.cases]
     assert len(ids) == len(set(ids)) == 11
-    assert ids[0] == "tiny.en/real-clean/fp32"
-    assert ids[-1] == "tiny.en/real-other/quanto.w-int4.g128.asym"
+    assert ids[0] == "tiny.en/read-clean/fp32"
+    assert ids[-1] == "tiny.en/read-other/quanto.w-int4.g128.asym"
     assert {c.source for c in results.cases} == {str(SHARD_A), str(SHARD_B)}
     assert [s.path for s in results.shards] == [str(SHARD_A), str(SHARD_B)]
     assert len(results.environments) == 1
@@ -103,7 +103,7 @@ def test_conflicting_duplicate_case_is_an_error():
     with pytest.raises(report.ReportError) as err:
         report.load([SHARD_A, DATA / "conflict.json"])
     message = str(err.value)
-    assert "tiny.en/real-clean/hqq.w-int4.g64.asym" in message
+    assert "tiny.en/read-clean/hqq.w-int4.g64.asym" in message
     assert str(SHARD_A) in message and "conflict.json" in message
 
 
@@ -115,18 +115,18 @@ def test_conflicting_duplicate_case_exits_2(tmp_path, capsys):
 
 def test_case_without_extra_info_is_known_by_its_benchmark_name(tmp_path):
     shard = report.load_results(
-        _write_results(tmp_path / "r.json", [{"name": "test_quantization[base/real-other/hqq.w-int4.g64.asym]"}])
+        _write_results(tmp_path / "r.json", [{"name": "test_quantization[base/read-other/hqq.w-int4.g64.asym]"}])
     )
     (case,) = shard.cases
-    assert (case.model, case.corpus, case.config) == ("base", "real-other", "hqq.w-int4.g64.asym")
+    assert (case.model, case.corpus, case.config) == ("base", "read-other", "hqq.w-int4.g64.asym")
     assert case.verdict == "error" and case.wer is None and case.size_mb is None
     assert case.axes["weight"] == "int4"  # parsed from the id when extra_info has no axes
 
 
 def test_hub_model_ids_with_slashes_split_correctly():
-    assert report.split_case_id("openai/whisper-small/real-clean/fp32") == (
+    assert report.split_case_id("openai/whisper-small/read-clean/fp32") == (
         "openai/whisper-small",
-        "real-clean",
+        "read-clean",
         "fp32",
     )
 
@@ -134,10 +134,10 @@ def test_hub_model_ids_with_slashes_split_correctly():
 @pytest.mark.parametrize(
     ("case_id", "parts"),
     [
-        ("tiny.en/real-clean/zz.w-int4.g8", ("tiny.en", "real-clean", "zz.w-int4.g8")),  # config id does not parse
-        ("real-clean/fp32", ("", "real-clean", "fp32")),
+        ("tiny.en/read-clean/zz.w-int4.g8", ("tiny.en", "read-clean", "zz.w-int4.g8")),  # config id does not parse
+        ("read-clean/fp32", ("", "read-clean", "fp32")),
         ("fp32", ("", "", "fp32")),
-        ("/real-clean/fp32", ("", "real-clean", "fp32")),
+        ("/read-clean/fp32", ("", "read-clean", "fp32")),
     ],
 )
 def test_ids_the_baselines_parser_refuses_are_still_reported(case_id, parts, tmp_path):
@@ -162,7 +162,7 @@ def test_environments_differing_across_shards_are_reported(markdown):
 def test_batching_is_stated_and_a_mix_is_flagged(tmp_path):
     one = {"batching": "batch 8 by duration, encoder 2"}
     path = _write_results(
-        tmp_path / "a.json", [_entry("tiny.en/real-clean/fp32", one), _entry("tiny.en/real-other/fp32", one)]
+        tmp_path / "a.json", [_entry("tiny.en/read-clean/fp32", one), _entry("tiny.en/read-other/fp32", one)]
     )
     report.write_report(report.load([path]), tmp_path / "one")
     text = (tmp_path / "one" / "report.md").read_text(encoding="utf-8")
@@ -239,7 +239,7 @@ def _harness_case(case_id: str, config_id: str, **over):
 
 def test_case_result_extra_info_is_reported(tmp_path):
     """The JSON the plugin writes: CaseResult.extra_info() as a benchmark's extra_info; WER, size, verdict shown."""
-    case_id = "tiny.en/real-clean/hqq.w-int4.g64.asym"
+    case_id = "tiny.en/read-clean/hqq.w-int4.g64.asym"
     result = _harness_case(case_id, "hqq.w-int4.g64.asym")
     info = json.loads(json.dumps(result.extra_info()))  # through JSON, as pytest-benchmark stores it
     entry = {
@@ -250,7 +250,7 @@ def test_case_result_extra_info_is_reported(tmp_path):
     }
     results = report.load([_write_results(tmp_path / "r.json", [entry])])
     (case,) = results.cases
-    assert (case.model, case.corpus, case.config) == ("tiny.en", "real-clean", "hqq.w-int4.g64.asym")
+    assert (case.model, case.corpus, case.config) == ("tiny.en", "read-clean", "hqq.w-int4.g64.asym")
     assert case.verdict == "pass" and case.wer == pytest.approx(2 / 12, abs=1e-6)  # 2 errors in 12 words, rounded
     assert case.size_mb == 48.25 and case.kernel_speedup == 1.25 and case.weight_error == pytest.approx(0.0894)
     report.write_report(results, tmp_path / "out")
@@ -268,9 +268,9 @@ def test_case_result_extra_info_is_reported(tmp_path):
 
 def test_unmeasured_cases_are_reported_as_errored_or_skipped(tmp_path):
     """Cases that ended before they were timed are not among the benchmarks but under whisper_ptq_bench.unmeasured."""
-    measured = "tiny.en/real-clean/fp32"
+    measured = "tiny.en/read-clean/fp32"
     errored = _harness_case(
-        "tiny.en/real-clean/bnb.w-nf4.g64.sym",
+        "tiny.en/read-clean/bnb.w-nf4.g64.sym",
         "bnb.w-nf4.g64.sym",
         wer=None,
         delta=None,
@@ -282,9 +282,9 @@ def test_unmeasured_cases_are_reported_as_errored_or_skipped(tmp_path):
         compression=0.0,
     )
     skipped = {
-        "case": "tiny.en/real-other/torchao.w-int8.channel.sym",
+        "case": "tiny.en/read-other/torchao.w-int8.channel.sym",
         "model": "tiny.en",
-        "corpus": {"name": "real-other"},
+        "corpus": {"name": "read-other"},
         "config": "torchao.w-int8.channel.sym",
         "verdict": "skipped",
         "reason": "torchao is not installed",
@@ -386,7 +386,7 @@ def test_no_subcommand_is_a_usage_error(capsys):
 
 
 def test_markdown_results_table_rows_and_columns(markdown):
-    clean = _section(markdown, "#### Corpus real-clean")
+    clean = _section(markdown, "#### Corpus read-clean")
     lines = [ln for ln in clean.splitlines() if ln.startswith("|")]
     header = _cells(lines[0])
     assert header == [
@@ -433,18 +433,18 @@ def test_markdown_tables_are_well_formed(markdown):
 
 def test_markdown_sections(markdown):
     assert (
-        "![WER change against compression for tiny.en on real-clean, real-other](pareto-tiny.en-real.png)" in markdown
+        "![WER change against compression for tiny.en on read-clean, read-other](pareto-tiny.en-read.png)" in markdown
     )
-    both = _section(markdown, "#### Clean against other (real-clean / real-other)")
+    both = _section(markdown, "#### Clean against other (read-clean / read-other)")
     assert "| `hqq.w-int4.g64.asym` | 7.50% | 13.16% | +5.66 | 1.75× |" in both
     scope = _section(markdown, "### tiny.en · quantization scope")
     assert "**⚠ 1: proj_out**" in scope and "**⚠ 1: model.decoder.layers.3.fc2**" in scope
     assert "HQQLinear(int4) ×96" in scope
     changes = _section(markdown, "### Failed checks")
-    assert "`tiny.en/real-clean/bnb.w-nf4.g64.sym`" in changes and "exceeds the baseline" in changes
+    assert "`tiny.en/read-clean/bnb.w-nf4.g64.sym`" in changes and "exceeds the baseline" in changes
     assert "transcripts changed against the baseline: u2" in _section(markdown, "### Warnings")
     failed = markdown[markdown.index("## Failed, errored and skipped cases") :]
-    assert "`tiny.en/real-clean/quanto.w-int4.g128.asym`" in failed and "errored before it was measured" in failed
+    assert "`tiny.en/read-clean/quanto.w-int4.g128.asym`" in failed and "errored before it was measured" in failed
     assert "size 61.20 MB" in failed  # partial extra_info is used
     assert "13 cases from 3 results file(s): 10 passed, 1 failed baseline checks, 2 errored" in markdown
 
@@ -462,7 +462,7 @@ def test_sort_by_library_groups_libraries():
 
 
 def test_corpus_family():
-    assert report.corpus_family("real-clean") == ("real", "clean")
+    assert report.corpus_family("read-clean") == ("read", "clean")
     assert report.corpus_family("librispeech-other") == ("librispeech", "other")
     assert report.corpus_family("noise") == ("noise", None)
 
@@ -493,7 +493,7 @@ def test_pareto_front(points, front):
 def test_png_plots_are_written_and_valid(written):
     out, paths = written
     pngs = sorted(p.name for p in paths if p.suffix == ".png")
-    assert pngs == ["pareto-tiny.en-real.png", "pareto-tiny.en-synth.png"]
+    assert pngs == ["pareto-tiny.en-read.png", "pareto-tiny.en-synth.png"]
     for name in pngs:
         data = (out / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE
@@ -552,7 +552,7 @@ def _plot_case(corpus: str, config: str, size: float | None, delta_pts: float | 
 
 def _crowded_panels(compression: bool = True, shift: float = 0.0):
     panels = []
-    for corpus, sign in (("real-clean", 1), ("real-other", -1)):
+    for corpus, sign in (("read-clean", 1), ("read-other", -1)):
         cases = [_plot_case(corpus, "fp32", FP32_MB, 0.0, compression)]
         cases += [
             _plot_case(corpus, cid, size, delta * (sign if delta < 10 else 1) + shift, compression)
@@ -631,11 +631,11 @@ def test_pareto_plot_falls_back_to_size_and_counts_what_it_cannot_draw():
     from whisper_ptq_bench.report.plots import pareto_figure
 
     cases = [
-        _plot_case("real-clean", cid, size, delta, compression=False) for cid, size, delta in CROWDED[8:12]
+        _plot_case("read-clean", cid, size, delta, compression=False) for cid, size, delta in CROWDED[8:12]
     ]  # no fp32 and no compression: x is the size
-    cases.append(_plot_case("real-clean", "hqq.w-int4.g64.asym", None, 1.0))  # no size: not plotted, not counted
-    cases.append(_plot_case("real-clean", "hqq.w-int2.g64.asym", 91.6, None, compression=False))  # no WER change
-    fig = pareto_figure([("real-clean", cases)], "t")
+    cases.append(_plot_case("read-clean", "hqq.w-int4.g64.asym", None, 1.0))  # no size: not plotted, not counted
+    cases.append(_plot_case("read-clean", "hqq.w-int2.g64.asym", 91.6, None, compression=False))  # no WER change
+    fig = pareto_figure([("read-clean", cases)], "t")
     ((ax, texts),) = _labels(fig).items()
     assert ax.get_xlabel().startswith("size (MB)")
     low, high = ax.get_xlim()
@@ -644,7 +644,7 @@ def test_pareto_plot_falls_back_to_size_and_counts_what_it_cannot_draw():
     # the front (the smallest at the least WER change) by name, the others by number
     assert sorted(t.get_text() for t in texts) == ["1", "2 torchao.w-int8.tensor.sym", "3", "4"]
     assert not [t for a in fig.axes for t in a.texts if "hqq.w-int2" in t.get_text()]  # not drawn: not in the key
-    empty = pareto_figure([("real-clean", []), ("real-other", cases[:1])], "t")
+    empty = pareto_figure([("read-clean", []), ("read-other", cases[:1])], "t")
     assert len(_labels(empty)) == 2
 
 
@@ -720,7 +720,7 @@ def test_atomic_write_refuses_a_read_only_file(tmp_path, monkeypatch):
 def test_html_is_self_contained_and_references_plots(written):
     text = (written[0] / "report.html").read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
-    assert '<img src="pareto-tiny.en-real.png"' in text
+    assert '<img src="pareto-tiny.en-read.png"' in text
     assert "<title>Fixture report</title>" in text
     assert not re.search(r"""(src|href)=["'](https?:)?//""", text)  # nothing fetched from elsewhere
 
@@ -728,7 +728,7 @@ def test_html_is_self_contained_and_references_plots(written):
 def test_html_escapes_config_ids(tmp_path):
     evil = "hqq.w-int4<script>alert(1)</script>"
     info = {
-        "case": f"tiny.en/real-clean/{evil}",
+        "case": f"tiny.en/read-clean/{evil}",
         "model": "tiny.en",
         "config": evil,
         "wer": 0.1,
@@ -736,7 +736,7 @@ def test_html_escapes_config_ids(tmp_path):
         "speedup_vs_fp32": 1.2,
         "verdict": "pass",
     }
-    path = _write_results(tmp_path / "r.json", [_entry(f"tiny.en/real-clean/{evil}", info)])
+    path = _write_results(tmp_path / "r.json", [_entry(f"tiny.en/read-clean/{evil}", info)])
     paths = report.write_report(report.load([path]), tmp_path / "out", title="A <b> title")
     text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "<script>" not in text and "<b>" not in text

@@ -46,12 +46,12 @@ def hub_cache(converted, tmp_path_factory):
 @pytest.fixture(scope="module")
 def long_librispeech(tmp_path_factory):
     """A dataset in LibriSpeech's schema: two real utterances as they are and one of > 35 s made by joining
-    real-clean utterances (with short pauses), so its reference is the joined texts."""
+    read-clean utterances (with short pauses), so its reference is the joined texts."""
     import datasets
 
     from whisper_ptq_bench.data import load_corpus
 
-    real = list(load_corpus("real-clean"))
+    real = list(load_corpus("read-clean"))
     gap = np.zeros(4000, dtype=np.float32)
     pieces, texts, seconds = [], [], 0.0
     for utt in sorted(real, key=lambda u: u.id):
@@ -160,9 +160,9 @@ def test_hub_id_from_a_local_hub_cache_with_a_long_utterance_records_and_checks(
 def test_local_directory_spec_records_and_checks(project, converted, tmp_path):
     directory = tmp_path / "my models" / "tiny-en"
     shutil.copytree(converted, directory)
-    data = record_then_check(project, str(directory), "real-clean")
+    data = record_then_check(project, str(directory), "read-clean")
     assert set(data["cases"]) == {
-        f"{directory}/real-clean/{c}" for c in [case.rsplit("/", 1)[1] for case in data["cases"]]
+        f"{directory}/read-clean/{c}" for c in [case.rsplit("/", 1)[1] for case in data["cases"]]
     }
     assert len(data["cases"]) == SMOKE_CONFIGS
 

@@ -73,10 +73,10 @@ def test_encoder_chunk_defaults_and_description():
     assert batching(8, None) == batching(8, 64) == "batch 8 by duration, encoder 8"
 
 
-def test_batched_chunked_transcripts_equal_one_by_one_in_corpus_order(tiny_en, real_clean):
+def test_batched_chunked_transcripts_equal_one_by_one_in_corpus_order(tiny_en, read_clean):
     """fp32 greedy decoding does not depend on the batch: batch 1, batch 8 with the encoder over the whole
     batch and batch 8 with the encoder in chunks of 2 give the same text for every utterance."""
-    subset = Corpus("real-clean-12", real_clean.utterances[:12])
+    subset = Corpus("read-clean-12", read_clean.utterances[:12])
     args = (tiny_en.model, tiny_en.generation_config, tiny_en.processor.tokenizer)
     one = transcribe(*args, features(tiny_en.processor, subset, 1))
     many = features(tiny_en.processor, subset, 8)
@@ -93,10 +93,10 @@ def test_batched_chunked_transcripts_equal_one_by_one_in_corpus_order(tiny_en, r
         assert one[k] == tiny_en.processor.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
-def test_each_utterance_stops_at_its_own_cap_whatever_its_batch(tiny_en, real_clean):
+def test_each_utterance_stops_at_its_own_cap_whatever_its_batch(tiny_en, read_clean):
     """A sequence capped at 2 new tokens stops there while its batch-mate decodes on, exactly as it would alone."""
     tok = tiny_en.processor.tokenizer
-    utts = sorted(real_clean.utterances, key=lambda u: -len(u.audio))[:2]  # two long ones: neither ends by 2 tokens
+    utts = sorted(read_clean.utterances, key=lambda u: -len(u.audio))[:2]  # two long ones: neither ends by 2 tokens
     feats = tiny_en.processor.feature_extractor(
         [u.audio for u in utts], sampling_rate=SAMPLE_RATE, return_tensors="pt"
     ).input_features

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "extractions, references and quantizations of a small session.",
     )
     perf.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
-    perf.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
+    perf.add_argument("--corpus", default="read-clean", help="corpus. Default: %(default)s")
     perf.add_argument(
         "--max-utterances",
         type=positive,
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("names", nargs="*", metavar="NAME", help="regressions to run. Default: the whole catalogue")
     drill.add_argument("--list", action="store_true", help="list the catalogue and exit")
     drill.add_argument("--model", default="tiny.en", help="model spec. Default: %(default)s")
-    drill.add_argument("--corpus", default="real-clean", help="corpus. Default: %(default)s")
+    drill.add_argument("--corpus", default="read-clean", help="corpus. Default: %(default)s")
     drill.add_argument(
         "--max-utterances",
         type=positive,

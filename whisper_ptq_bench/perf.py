@@ -276,7 +276,7 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
 
 def main(
     model: str = "tiny.en",
-    corpus: str = "real-clean",
+    corpus: str = "read-clean",
     max_utterances: int = 40,
     batch_size: int = 8,
     encoder_batch_size: int | None = None,
@@ -324,7 +324,7 @@ def main(
     else:
         print("  every transcript is identical at both batch sizes")
     counts = work_counts(
-        model, ["real-clean", "real-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "hqq.w-int4.g64.asym"], 4
+        model, ["read-clean", "read-other"], ["fp32", "torch-ao.dyn-int8.a-int8.tensor.sym", "hqq.w-int4.g64.asym"], 4
     )
     print("work done for 3 configurations x 2 corpora: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0

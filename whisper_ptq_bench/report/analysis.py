@@ -1,7 +1,7 @@
 """Analysis of the merged cases: the Pareto front, corpus families, config order, and grouping by model.
 
 The sections of the report and its plots follow one grouping, :func:`by_model_and_family`: models in
-order of appearance and, within each, corpus families (``real`` for ``real-clean`` and ``real-other``)
+order of appearance and, within each, corpus families (``read`` for ``read-clean`` and ``read-other``)
 with their corpora, clean before other.
 """
 
@@ -34,7 +34,7 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[in
 
 
 def corpus_family(corpus: str) -> tuple[str, str | None]:
-    """``real-clean`` -> (``real``, ``clean``); a corpus without a clean/other suffix is its own family."""
+    """``read-clean`` -> (``read``, ``clean``); a corpus without a clean/other suffix is its own family."""
     for part in ("clean", "other"):
         if corpus.endswith(f"-{part}") and len(corpus) > len(part) + 1:
             return corpus[: -len(part) - 1], part
