@@ -30,6 +30,15 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` each worker gets one core: torch in the worker, and the pytest runs that end-to-end
+    # tests start from it, use one thread, instead of N workers each spreading threads over every core.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
 
 # --------------------------------------------------------------------------- shared fixtures
 import pytest  # noqa: E402
