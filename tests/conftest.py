@@ -84,3 +84,11 @@ def small():
         decoder_start_token_id=2,
     )
     return WhisperForConditionalGeneration(config).eval()
+
+
+@pytest.fixture(autouse=True)
+def _runs_started_by_a_test_are_not_xdist_workers(monkeypatch):
+    """pytest-benchmark disables itself (and refuses --benchmark-only) in any process that sees
+    PYTEST_XDIST_WORKER; the pytest runs a test starts, in process or not, are not xdist workers."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)

@@ -217,10 +217,11 @@ class SpeedCheck:
     """Relative cost on the fixed workload (configuration time / fp32 time, interleaved rounds) against the
     same machine profile's baseline. ``tolerance`` is the slowdown the check exists to catch (0.2: 20%). A
     measurement beyond a quarter of it is suspect and gets more rounds (``suspect``); the check fails when the
-    slowdown over all rounds is beyond three quarters of the tolerance and its 95% interval excludes no change.
-    Measured on a 2-core VM (``whisper-ptq-bench perf --speed-trials``), the ratio of a memory-bound
-    configuration to fp32 sits within 2% of its baseline most of the time but shifts by up to 25% for minutes
-    at a time; a tighter threshold turned those shifts into red cases."""
+    slowdown over all rounds is beyond the tolerance and its 95% interval excludes no change. Measured on a
+    2-core VM (``whisper-ptq-bench perf --speed-trials``, and a main-job verification right after recording),
+    the ratio of a memory-bound configuration to fp32 sits within 2% of its baseline most of the time but
+    shifts by 15-25% for minutes at a time; failing beyond three quarters of the tolerance turned two such
+    shifts (1.15x, 1.18x) into red cases."""
 
     tolerance: float
     needs = ("speed",)
@@ -231,7 +232,7 @@ class SpeedCheck:
             return None
         slowdown = new["cost"] / old["cost"]
         low, high = (x / old["cost"] for x in new["ci95"])
-        if slowdown > 1 + 0.75 * self.tolerance and low > 1:
+        if slowdown > 1 + self.tolerance and low > 1:
             return (
                 f"speed: {slowdown:.2f}x slower than its baseline on the fixed workload relative to fp32 "
                 f"(cost {old['cost']:.3f} -> {new['cost']:.3f} of fp32's time, 95% CI of the slowdown "
