@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from whisper_ptq_bench import baselines as bl
@@ -98,6 +98,7 @@ def test_unchanged_weights_pass_and_every_kind_of_change_is_named():
 
 @given(st.floats(0.001, 0.5), st.floats(-0.5, 0.5))
 def test_a_weight_error_fails_exactly_when_it_moves_beyond_the_relative_tolerance(error, change):
+    assume(abs(abs(change) - 0.01) > 1e-9)  # exactly at the tolerance, float rounding decides either way
     base = make(weights={MODULES[0]: [error, FMT]})
     moved = make(weights={MODULES[0]: [error * (1 + change), FMT]})
     message = WeightCheck(0.01).fails(moved, expected(base))
