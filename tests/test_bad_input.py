@@ -32,6 +32,17 @@ def fast(env: dict, args: list[str]) -> list[str]:
 BASELINE_OK = {"schema": 2, "tolerances": {}, "environments": {}, "profiles": {}, "cases": {}}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _heavy_modules_loaded_before_in_process_runs():
+    """pytester's in-process runs drop the modules they imported afterwards; torch's and transformers' compiled
+    parts cannot load twice in one process, so they are imported once here, before any run, whatever the order."""
+    import transformers
+
+    import whisper_ptq_bench.runner  # noqa: F401
+
+    transformers.WhisperForConditionalGeneration, transformers.WhisperProcessor  # noqa: B018 (resolves lazy imports)
+
+
 @pytest.fixture
 def project(pytester):
     shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
