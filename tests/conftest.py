@@ -30,6 +30,12 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The pytest runs that tests start get a fresh HOME from pytester; they share this session's model cache instead
+# of converting the offline checkpoint again in each one (the cache's own behaviour is tested with explicit dirs).
+from whisper_ptq_bench.models.convert import default_cache_dir  # noqa: E402
+
+os.environ.setdefault("WHISPER_PTQ_BENCH_CACHE", str(default_cache_dir()))
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under `pytest -n N` each worker gets one core: torch in the worker, and the pytest runs that end-to-end
     # tests start from it, use one thread, instead of N workers each spreading threads over every core.

@@ -137,11 +137,11 @@ def test_the_reference_nll_gates_fp32_whose_kl_is_zero():
 # --------------------------------------------------------------------------- speed
 
 
-def test_speed_fails_on_a_significant_slowdown_beyond_the_tolerance_only():
+def test_speed_fails_on_a_significant_slowdown_beyond_three_quarters_of_the_tolerance_only():
     exp = gate.expected_view(expected(make(sp=speed(0.8))), "cpu-a")[0]
     assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.25)), exp)  # 25% slower, tight interval
-    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.18)), exp) is None  # within the tolerance
-    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.22)), exp)
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.13)), exp) is None  # within three quarters of it
+    assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.17)), exp)  # a 20% slowdown measured a little low
     assert SpeedCheck(0.2).fails(make(sp=speed(0.8 * 1.3, spread=0.4)), exp) is None  # interval holds no change
     assert SpeedCheck(0.2).fails(make(sp=speed(0.6)), exp) is None  # faster
 
@@ -169,6 +169,75 @@ def test_rounds_disturbed_by_load_are_not_steady():
     assert Timing(fp32=[1.0, 1.01, 0.99, 1.0, 1.02], config=[0.8] * 5).steady
     assert not Timing(fp32=[1.0, 1.6, 0.99, 1.0, 1.02], config=[0.8] * 5).steady
     assert not Timing(fp32=[1.0] * 5, config=[0.8] * 5, foreign_load=0.4).steady
+
+
+def timed(costs, balances, fp32=1.0) -> dict:
+    """A speed entry as the harness records it: per-round fp32 and configuration times with the balance."""
+    return Timing(fp32=[fp32] * len(costs), config=[fp32 * c for c in costs], balance=list(balances)).as_dict()
+
+
+A, B = 0.45, 0.24  # the two memory/compute balances measured on a 2-core VM (README, Speed)
+
+
+@given(
+    st.lists(st.floats(0.5, 2.0), min_size=3, max_size=9),
+    st.lists(st.floats(0.5, 2.0), min_size=0, max_size=9),
+    st.floats(0.9, 1.1),
+)
+def test_a_recorded_cost_is_that_of_the_state_most_rounds_were_in(majority, minority, jitter):
+    """Rounds in a second machine state, fewer than those in the first, leave the recorded cost and state alone."""
+    assume(len(minority) < len(majority))
+    rounds = timed(majority + minority, [A * jitter] * len(majority) + [B] * len(minority))
+    assert np.isclose(rounds["cost"], np.median(majority)) and np.isclose(rounds["state"], A * jitter)
+    assert rounds["state_rounds"] == len(majority) and rounds["rounds"] == len(majority) + len(minority)
+
+
+def test_speed_in_another_machine_state_is_not_judged_and_says_why():
+    exp = gate.expected_view(expected(make(sp=timed([1.2] * 6, [A] * 6))), "cpu-a")[0]
+    other = make(sp=timed([1.5] * 6, [B] * 6))  # 25% slower, but measured in the other state
+    assert SpeedCheck(0.2).fails(other, exp) is None and not SpeedCheck(0.2).suspect(other, exp)
+    why = SpeedCheck.not_judged(other, exp)
+    assert "0.24" in why and "0.45" in why and "not judged" in why
+    verdict = gate.judge(other, HQQ, expected(make(sp=timed([1.2] * 6, [A] * 6))), TOL, "cpu-a", False)
+    assert not verdict.failures and any("memory/compute balance" in w for w in verdict.warnings)
+
+
+def test_speed_is_judged_on_the_rounds_in_the_baselines_state():
+    exp = gate.expected_view(expected(make(sp=timed([1.2] * 6, [A] * 6))), "cpu-a")[0]
+    mixed_slow = make(sp=timed([1.5, 1.5, 1.5, 1.2, 1.2], [A, A, A, B, B]))  # slower where comparable: red
+    assert SpeedCheck.not_judged(mixed_slow, exp) is None
+    assert "3 interleaved rounds in the baseline's machine state" in SpeedCheck(0.2).fails(mixed_slow, exp)
+    mixed_ok = make(sp=timed([1.2, 1.21, 1.19, 1.55, 1.5], [A, A, A, B, B]))  # the slow rounds were in state B
+    assert SpeedCheck(0.2).fails(mixed_ok, exp) is None and not SpeedCheck(0.2).suspect(mixed_ok, exp)
+    single = make(sp=timed([1.5, 1.5, 1.5, 1.5], [A, B, B, B]))  # one comparable round is not enough
+    assert SpeedCheck(0.2).fails(single, exp) is None and SpeedCheck.not_judged(single, exp)
+
+
+def test_speed_without_a_recorded_state_is_judged_on_every_round():
+    """Baselines recorded before the probe (or on a GPU, where it does not run) keep the earlier rule."""
+    exp = gate.expected_view(expected(make(sp=speed(1.2))), "cpu-a")[0]
+    slow = make(sp=timed([1.5] * 6, [B] * 6))
+    assert SpeedCheck.not_judged(slow, exp) is None and SpeedCheck(0.2).fails(slow, exp)
+
+
+def test_the_balance_probe_reads_a_positive_ratio_and_rounds_carry_it():
+    from whisper_ptq_bench.speed import BalanceProbe, interleaved
+
+    probe = BalanceProbe(stream_mib=8, steps=5)
+    assert probe() > 0
+    timing = interleaved(lambda: None, lambda: None, 3, probe=probe)
+    # a reading is kept where the next one agrees with it (on a busy machine a small probe may not)
+    assert len(timing.balance) == 3 and all(b >= 0 for b in timing.balance)
+    assert len(timing.as_dict()["balance"]) == 3
+
+
+def test_a_round_during_which_the_machine_switched_state_belongs_to_none():
+    from whisper_ptq_bench.speed import interleaved
+
+    readings = iter([A, A, B, B, B])  # before each of 4 rounds, and after the last
+    timing = interleaved(lambda: None, lambda: None, 4, probe=lambda: next(readings))
+    assert timing.balance == [A, 0.0, B, B]
+    assert np.isclose(timing.state, B) and len(timing.dominant().fp32) == 2
 
 
 # --------------------------------------------------------------------------- the gate and machine profiles

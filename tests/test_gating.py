@@ -43,7 +43,8 @@ def run(pytester, *extra):
         "--benchmark-only",
         "--ptq-corpus=read-clean",
         f"--ptq-matrix={CONFIG}",
-        "--ptq-max-utterances=12",
+        "--ptq-max-utterances=6",
+        "--ptq-rounds=2",
         "-p",
         "no:cacheprovider",
         "-W",
@@ -89,12 +90,8 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     assert "transcript(s) changed" in text  # listed as well
     monkeypatch.delenv("PTQ_DEGRADE")
 
+    # the batching is recorded with each case; a run with another is refused, not compared (test_baselines.py)
     assert data["cases"][CASE]["batching"] == "batch 8 by duration, encoder 2"
-    other = run(project, "--ptq-batch-size=4")  # another batching: refused, not compared
-    other.assert_outcomes(failed=2)
-    other.stdout.fnmatch_lines(
-        ["*recorded with 'batch 8 by duration, encoder 2'*'batch 4 by duration, encoder 2'*not comparable*"]
-    )
 
 
 def test_malformed_baselines_stop_the_run_before_any_case_with_file_line_and_column(project):

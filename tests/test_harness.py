@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from whisper_ptq_bench.configs import QuantConfig
@@ -60,3 +62,31 @@ def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
     harness.models["tiny.en"] = tiny_en
     with pytest.raises(QuantizationFailed, match="NaN or infinite logits"):
         harness.run_case("tiny.en", "read-clean", QuantConfig.from_id("torch-ao.dyn-fp16.a-fp16"))
+
+
+@pytest.mark.slow
+def test_timing_in_another_machine_state_is_extended_then_not_judged(tiny_en, tmp_path, monkeypatch):
+    """A baseline recorded in one memory/compute state; a run in another gets a second set of rounds and, still
+    in the other state, a speed warning instead of a verdict, whatever its cost."""
+    from whisper_ptq_bench import speed as sp
+
+    options = Options(
+        models=["tiny.en"],
+        corpora=["read-clean"],
+        max_utterances=2,
+        rounds=2,
+        update_baselines=True,
+        baselines_path=tmp_path / "baselines.json",
+    )
+    config = QuantConfig.from_id("torch-ao.dyn-int8.a-int8.tensor.sym")
+    monkeypatch.setattr(sp, "balance", lambda: 0.45)
+    recorder = Harness(options)
+    recorder.models["tiny.en"] = tiny_en
+    recorder.run_case("tiny.en", "read-clean", config)
+    recorder.finish()
+    monkeypatch.setattr(sp, "balance", lambda: 0.24)
+    checker = Harness(dataclasses.replace(options, update_baselines=False))
+    checker.models["tiny.en"] = tiny_en
+    result = checker.run_case("tiny.en", "read-clean", config)
+    assert result.speed["state"] == 0.24 and result.speed["rounds_this_case"] == 4  # measured twice
+    assert not result.failures and any("memory/compute balance was 0.24" in w for w in result.warnings)

@@ -14,6 +14,8 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
+from whisper_ptq_bench.configs import MATRICES  # noqa: E402
+
 HUB_ID = "local-org/whisper-tiny.en"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 SMOKE_CONFIGS = 6  # configs.SMOKE, fp32 included
@@ -110,22 +112,27 @@ def relaxed_speed(path: Path) -> None:
     path.write_text(json.dumps(data))
 
 
-def record_then_check(project, model: str, corpus: str) -> dict:
+def record_then_check(project, model: str, corpus: str, matrix: str = "smoke", configs: int = SMOKE_CONFIGS) -> dict:
+    """Record baselines for ``matrix``, then check a second run against them: the model spec must name the same
+    cases and fingerprint in both runs. The check run covers fp32 and the first quantized configuration (a
+    case absent from a run is not judged), which is what a changed fingerprint or case id would turn red."""
     baselines = project.path / "B.json"
     first = bench(
         project,
         model,
         corpus,
+        f"--ptq-matrix={matrix}",
         "--ptq-update-baselines",
         f"--ptq-baselines={baselines}",
         f"--benchmark-json={project.path / 'first.json'}",
     )
-    first.assert_outcomes(passed=SMOKE_CONFIGS)
+    first.assert_outcomes(passed=configs)
     assert baselines.is_file(), first.stdout.str()
     relaxed_speed(baselines)
-    second = bench(project, model, corpus, f"--ptq-baselines={baselines}")
-    second.assert_outcomes(passed=SMOKE_CONFIGS)
-    assert second.ret == 0
+    checked = ",".join(MATRICES[matrix][:2] if matrix in MATRICES else matrix.split(",")[:2])
+    second = bench(project, model, corpus, f"--ptq-matrix={checked}", f"--ptq-baselines={baselines}")
+    second.assert_outcomes(passed=2)
+    assert second.ret == 0 and "ok" in second.stdout.str()
     return json.loads(baselines.read_text())
 
 
@@ -160,11 +167,10 @@ def test_hub_id_from_a_local_hub_cache_with_a_long_utterance_records_and_checks(
 def test_local_directory_spec_records_and_checks(project, converted, tmp_path):
     directory = tmp_path / "my models" / "tiny-en"
     shutil.copytree(converted, directory)
-    data = record_then_check(project, str(directory), "read-clean")
-    assert set(data["cases"]) == {
-        f"{directory}/read-clean/{c}" for c in [case.rsplit("/", 1)[1] for case in data["cases"]]
-    }
-    assert len(data["cases"]) == SMOKE_CONFIGS
+    data = record_then_check(project, str(directory), "read-clean", "fp32,hqq.w-int4.g64.asym", 2)
+    assert set(data["cases"]) == {f"{directory}/read-clean/{c}" for c in ("fp32", "hqq.w-int4.g64.asym")}
+    fingerprint = data["cases"][f"{directory}/read-clean/fp32"]["model_fingerprint"]
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0  # the sha256 of the directory's weights and jsons
 
 
 def test_long_utterance_features_go_long_form(tiny_en):

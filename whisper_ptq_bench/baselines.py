@@ -22,7 +22,7 @@ DEFAULT_TOLERANCES = {
     "weight": 0.01,  # relative change of a module's dequantized-weight error tolerated
     "kl": 0.05,  # relative rise of the teacher-forced KL divergence from fp32 tolerated
     "nll": 0.002,  # absolute rise (nats per token) of the reference negative log-likelihood tolerated
-    "speed": 0.2,  # slowdown on the fixed workload the speed check exists to catch (fails beyond half of it)
+    "speed": 0.2,  # slowdown on the fixed workload the speed check exists to catch (fails beyond three quarters of it)
     "compression": 0.0005,  # absolute drop of the compression fraction tolerated (serialization jitter)
 }
 TOP_KEYS = {"schema", "tolerances", "environments", "profiles", "cases"}
@@ -189,6 +189,10 @@ def _check_fields(entry: dict, allowed: set[str], where: str) -> None:
         _number(speed["cost"], where, "speed cost")
         if speed["cost"] <= 0:
             raise BaselineError(f"{where}: speed cost must be positive, not {speed['cost']!r}")
+        if "state" in speed:
+            _number(speed["state"], where, "speed state")
+            if speed["state"] <= 0:
+                raise BaselineError(f"{where}: speed state (memory/compute balance) must be positive")
 
 
 def _check_tolerances(tol, where: str) -> None:
@@ -287,6 +291,8 @@ def _round(entry: dict) -> dict:
             "rounds": sp["rounds"],
             "workload": sp.get("workload", ""),
         }
+        if sp.get("state") is not None:  # the machine's memory/compute balance the cost was measured in
+            out["speed"]["state"] = round(sp["state"], 4)
     return out
 
 

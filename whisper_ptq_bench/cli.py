@@ -4,6 +4,7 @@
     whisper-ptq-bench drill [NAME...] [--list] [--model M] [--corpus C] [--baselines B] [--json FILE]
     whisper-ptq-bench baselines-merge OUT SHARD... (fold the baselines files of a sharded recording into OUT)
     whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--encoder-batch-size E] [--rounds R]
+        [--speed-trials N [--speed-config ID]] [--regimes MINUTES]
 
 Exit status: 0 on success, 2 on bad input (unusable results file, conflicting shards, bad usage),
 1 when the report cannot be written.
@@ -93,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     perf.add_argument(
         "--speed-config", default="hqq.w-int4.g64.asym", help="configuration of --speed-trials. Default: %(default)s"
     )
+    perf.add_argument(
+        "--regimes",
+        type=positive,
+        metavar="MINUTES",
+        help="time fp32 and weight-only / dynamic configurations round after round for MINUTES, reading the "
+        "machine's memory/compute balance each round: the states this machine switches between and each "
+        "configuration's cost relative to fp32 in each",
+    )
     perf.set_defaults(func=_perf)
 
     drill = commands.add_parser(
@@ -162,6 +171,7 @@ def _perf(args: argparse.Namespace) -> int:
             args.rounds,
             args.speed_trials or 0,
             args.speed_config,
+            args.regimes or 0,
         )
     except BenchError as err:
         print(f"{PROG} perf: error: {err}", file=sys.stderr)

@@ -10,8 +10,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.data import load_corpus
+from whisper_ptq_bench.speed import REGIME_TOLERANCE
 from whisper_ptq_bench.transcribe import (
     FeatureBatches,
     batching,
@@ -20,6 +23,16 @@ from whisper_ptq_bench.transcribe import (
     encode,
     features,
     transcribe,
+)
+
+#: Configurations of ``perf --regimes``: weight-only ones of three libraries (the memory-bound kind that moved
+#: with the machine's state) and dynamic int8 (compute-bound).
+REGIME_CONFIGS = (
+    "hqq.w-int4.g128.asym",
+    "torchao.w-int8.tensor.sym",
+    "quanto.w-int4.g128.asym",
+    "bnb.w-nf4.g64.sym",
+    "torch-ao.dyn-int8.a-int8.tensor.sym",
 )
 
 
@@ -175,6 +188,8 @@ class SpeedTrials:
     slowed: list[str]  # per case timing with the injected slowdown
     slowdown: float
     ratios: list[tuple[bool, float]] = field(default_factory=list)  # (slowed?, measured cost / baseline cost)
+    baseline_state: float | None = None  # the baseline's memory/compute balance
+    other_state: int = 0  # case timings not judged: no round in the baseline's memory/compute state
 
     @staticmethod
     def rate(outcomes: list[str], what: str) -> str:
@@ -224,7 +239,7 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
 
     from whisper_ptq_bench.checks import Obtained
     from whisper_ptq_bench.runner import CONFIRM_FACTOR
-    from whisper_ptq_bench.speed import pooled
+    from whisper_ptq_bench.speed import against, balance, pooled
 
     def probe(timing) -> Obtained:
         return Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
@@ -235,21 +250,31 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
     def suspect(timing, baseline) -> bool:
         return SpeedCheck(0.2).suspect(probe(timing), {"speed": baseline})
 
+    def other_state(timing, baseline) -> bool:
+        return SpeedCheck.not_judged(probe(timing), {"speed": baseline}) is not None
+
     def judged_case(config_fn, earlier, baseline):
-        """One case as the harness times and judges it: its rounds (re-timed once if disturbed), pooled with the
-        configuration's earlier steady rounds, confirmed by CONFIRM_FACTOR x more rounds when suspect."""
-        timing = interleaved(fp32, config_fn, rounds, warm_up=earlier is None)
+        """One case as the harness times and judges it: its rounds (re-timed once if disturbed, timed again if
+        in another machine state than the baseline's), pooled with the configuration's earlier steady rounds,
+        confirmed by CONFIRM_FACTOR x more rounds when suspect."""
+        timing = interleaved(fp32, config_fn, rounds, warm_up=earlier is None, probe=balance)
         if not timing.steady:
-            timing = interleaved(fp32, config_fn, rounds, warm_up=False)
+            timing = interleaved(fp32, config_fn, rounds, warm_up=False, probe=balance)
             if not timing.steady:
                 return "not judged", earlier
+        elif other_state(pooled(earlier, timing), baseline):
+            timing = pooled(timing, interleaved(fp32, config_fn, rounds, warm_up=False, probe=balance))
+        if other_state(pooled(earlier, timing), baseline):
+            result.other_state += 1
+            return "not judged", earlier
         if suspect(pooled(earlier, timing), baseline):
-            more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds, warm_up=False)
+            more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds, warm_up=False, probe=balance)
             if not more.steady:
                 return "not judged", earlier
             timing = pooled(timing, more)
         total = pooled(earlier, timing)
-        result.ratios.append((config_fn is slowed, round(total.as_dict()["cost"] / baseline["cost"], 4)))
+        measured = against(total.as_dict(), baseline)
+        result.ratios.append((config_fn is slowed, round(measured["cost"] / baseline["cost"], 4)))
         return ("fail" if fails(total, baseline) else "pass"), total
 
     def trial(config_fn, baseline) -> list[str]:
@@ -260,15 +285,94 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
 
     # as recorded by an update run: the pooled rounds of the configuration's two cases
     baseline = pooled(
-        interleaved(fp32, same, rounds // 2), interleaved(fp32, same, rounds - rounds // 2, warm_up=False)
+        interleaved(fp32, same, rounds // 2, probe=balance),
+        interleaved(fp32, same, rounds - rounds // 2, warm_up=False, probe=balance),
     ).as_dict()
-    result = SpeedTrials(config_id, baseline["cost"], [], [], slowdown)
+    result = SpeedTrials(config_id, baseline["cost"], [], [], slowdown, baseline_state=baseline["state"])
     for _ in range(trials):
         result.same += trial(same, baseline)
         result.slowed += trial(slowed, baseline)
         print(
             f"  A/A {result.rate(result.same, 'fail')}, slowed {result.rate(result.slowed, 'fail')}; "
             f"measured slowdowns {result.ratios[-4:]}",
+            flush=True,
+        )
+    return result
+
+
+@dataclass
+class Regimes:
+    """Rounds of fp32 and several configurations on the fixed workload, each with the machine's balance."""
+
+    configs: list[str]
+    balance: list[float] = field(default_factory=list)
+    costs: dict[str, list[float]] = field(default_factory=dict)  # per configuration, its time / fp32's, per round
+
+    def states(self) -> list[tuple[float, np.ndarray]]:
+        """The machine states the rounds fell into, largest first: (median balance, mask of its rounds)."""
+        from whisper_ptq_bench.speed import in_state
+
+        left, found = np.ones(len(self.balance), dtype=bool), []
+        values = np.asarray(self.balance)
+        while left.any():
+            counts = [int((in_state(values, b) & left).sum()) if left[i] else -1 for i, b in enumerate(values)]
+            mask = in_state(values, values[int(np.argmax(counts))]) & left
+            found.append((float(np.median(values[mask])), mask))
+            left &= ~mask
+        return found
+
+    def summary(self) -> list[str]:
+        lines = []
+        for state, mask in self.states():
+            costs = ", ".join(f"{c} {np.median(np.asarray(self.costs[c])[mask]):.3f}" for c in self.configs)
+            lines.append(
+                f"  balance {state:.2f}: {int(mask.sum())} of {len(mask)} rounds; cost relative to fp32: {costs}"
+            )
+        return lines
+
+
+def regimes(model_name: str, config_ids: list[str], minutes: float) -> Regimes:
+    """Time fp32 and each configuration on the fixed workload round after round for ``minutes`` (the order
+    rotating each round), reading the machine's memory/compute balance before each round: whether this
+    machine switches between states, and how each configuration's relative cost moves with them."""
+    import copy
+
+    from whisper_ptq_bench import fidelity as fd
+    from whisper_ptq_bench import scope as sc
+    from whisper_ptq_bench.backends import get_backend
+    from whisper_ptq_bench.models import load
+    from whisper_ptq_bench.runner import Options
+    from whisper_ptq_bench.speed import balance
+
+    loaded = load(model_name)
+    models = {"fp32": loaded.model}
+    for cid in config_ids:
+        config = QuantConfig.from_id(cid)
+        model = copy.deepcopy(loaded.model)
+        models[cid] = get_backend(config.backend).quantize(model, config, sc.select(loaded.model), "cpu", None).eval()
+    options = Options(models=[model_name], corpora=[])
+    corpus = load_corpus(options.calibration_corpus)
+    fb = features(loaded.processor, corpus, 1)
+    tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
+    work = fd.Workload.build(fb, tokens, 1, options.workload_steps)
+    names = list(models)
+    for name in names:  # warm-up
+        work.run(models[name], "cpu")
+    result = Regimes(config_ids, [], {c: [] for c in config_ids})
+    end, r = time.monotonic() + minutes * 60, 0
+    while time.monotonic() < end:
+        result.balance.append(balance())
+        seconds = {}
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            work.run(models[name], "cpu")
+            seconds[name] = time.perf_counter() - start
+        for c in config_ids:
+            result.costs[c].append(seconds[c] / seconds["fp32"])
+        r += 1
+        print(
+            f"  round {r}: balance {result.balance[-1]:.3f}; "
+            + ", ".join(f"{c} {result.costs[c][-1]:.3f}" for c in config_ids),
             flush=True,
         )
     return result
@@ -283,19 +387,31 @@ def main(
     rounds: int = 3,
     speed_trials_n: int = 0,
     speed_config: str = "hqq.w-int4.g64.asym",
+    regime_minutes: float = 0.0,
+    regime_configs: tuple[str, ...] = REGIME_CONFIGS,
 ) -> int:
     import transformers
 
     from whisper_ptq_bench.models import load
 
     transformers.logging.set_verbosity_error()
+    if regime_minutes:
+        survey = regimes(model, list(regime_configs), regime_minutes)
+        found = survey.states()
+        print(
+            f"machine states over {regime_minutes:g} min ({len(survey.balance)} rounds; rounds within "
+            f"{REGIME_TOLERANCE:.0%} of each other's balance share a state): {len(found)}"
+        )
+        print("\n".join(survey.summary()))
+        return 0
     if speed_trials_n:
         t = speed_trials(model, speed_config, speed_trials_n, rounds)
         print(
             f"speed check on {t.config} ({t.baseline_cost:.3f} of fp32's time at baseline), {speed_trials_n} trials of "
             f"two cases, {rounds} rounds each: A/A false alarms {t.rate(t.same, 'fail')} of case timings, "
-            f"{t.slowdown:.0%} slowdown caught {t.rate(t.slowed, 'fail')}; not judged (machine disturbed): "
-            f"{t.same.count('not judged') + t.slowed.count('not judged')}"
+            f"{t.slowdown:.0%} slowdown caught {t.rate(t.slowed, 'fail')}; not judged: "
+            f"{t.same.count('not judged') + t.slowed.count('not judged')} ({t.other_state} in another machine state "
+            f"than the baseline's, balance {t.baseline_state or 0:.2f}, the rest disturbed)"
         )
         return 0
     loaded = load(model)

@@ -542,11 +542,16 @@ class Harness:
                     bench,
                     work.describe(),
                     warm_up=earlier is None,
+                    probe=sp.balance if device == "cpu" else None,
                 )
 
             timing = measure(benchmark, self.options.rounds)
             if not timing.steady:  # disturbed by something else on the machine: one more try
                 timing = measure(None, self.options.rounds)
+            elif self._other_state(result, sp.pooled(earlier, timing)):
+                # the machine is in another memory/compute state than at baseline (such states last seconds to
+                # minutes): more rounds, judged on those in the baseline's state
+                timing = sp.pooled(timing, measure(None, self.options.rounds))
             if timing.steady and self._speed_suspect(result, sp.pooled(earlier, timing)):
                 # a suspected slowdown is judged on more rounds: confirmed (red) or cleared
                 more = measure(None, CONFIRM_FACTOR * self.options.rounds)
@@ -567,23 +572,33 @@ class Harness:
             self.compare(result)
 
     # ------------------------------------------------------------------ baselines
-    def _speed_suspect(self, r: CaseResult, timing: sp.Timing) -> bool:
-        """Does ``timing`` look slower than this profile's baseline of the case (``SpeedCheck.suspect``)?"""
+    def _speed_baseline(self, r: CaseResult) -> tuple[dict, float] | None:
+        """This profile's baseline of the case's speed and its tolerance, when there is one to judge against."""
         if self.options.update_baselines:
-            return False
+            return None
         try:
             data = self.baselines()
         except BenchError:
-            return False
+            return None
         entry = data.get("cases", {}).get(r.case_id)
         if not entry:
-            return False
+            return None
         expected, _ = gate.expected_view(entry, self.profile)
-        if "speed" not in expected:
-            return False
-        check = SpeedCheck(bl.tolerances(data, r.case_id)["speed"])
+        return (expected, bl.tolerances(data, r.case_id)["speed"]) if "speed" in expected else None
+
+    def _other_state(self, r: CaseResult, timing: sp.Timing) -> bool:
+        """Were fewer than two of ``timing``'s rounds in the machine state of the case's baseline?"""
+        known = self._speed_baseline(r)
         probe = Obtained(r.case_id, None, 0.0, "", "", {}, speed=timing.as_dict())
-        return check.suspect(probe, expected)
+        return known is not None and SpeedCheck.not_judged(probe, known[0]) is not None
+
+    def _speed_suspect(self, r: CaseResult, timing: sp.Timing) -> bool:
+        """Does ``timing`` look slower than this profile's baseline of the case (``SpeedCheck.suspect``)?"""
+        known = self._speed_baseline(r)
+        if known is None:
+            return False
+        probe = Obtained(r.case_id, None, 0.0, "", "", {}, speed=timing.as_dict())
+        return SpeedCheck(known[1]).suspect(probe, known[0])
 
     def obtained_entry(self, r: CaseResult) -> dict:
         return {

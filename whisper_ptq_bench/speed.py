@@ -1,7 +1,9 @@
 """Kernel speed on a fixed workload, timed in rounds interleaved with fp32: the relative cost
-(configuration time / fp32 time of the same round) with a bootstrap interval, and whether the rounds were
-steady enough to judge. End-to-end RTF is reported elsewhere and never gated: it measures how long a
-model's transcripts are as much as how fast its kernels run."""
+(configuration time / fp32 time of the same round) with a bootstrap interval, whether the rounds were
+steady enough to judge, and the machine's memory/compute balance in each round (its state: a ratio
+measured in one state is compared only with a baseline recorded in the same state). End-to-end RTF is
+reported elsewhere and never gated: it measures how long a model's transcripts are as much as how fast
+its kernels run."""
 
 from __future__ import annotations
 
@@ -17,6 +19,57 @@ STEADY_SPREAD = 0.25
 #: not judged: a concurrent process slows some kernels far more than fp32 (measured: quanto's int8 path 20x
 #: under a concurrent test run, fp32 4x), so a paired ratio does not cancel it.
 FOREIGN_LOAD = 0.10
+#: Rounds whose memory/compute balance is within this fraction of the baseline's are in its state. On a 2-core
+#: VM the balance switched between two states with nothing running (``whisper-ptq-bench perf --regimes``):
+#: streaming 1.8x faster and cached matrix products 8% slower, the balance 0.45 -> 0.24, and every weight-only
+#: configuration 20-30% slower relative to fp32 meanwhile; within a state the balance varied by about 12%.
+REGIME_TOLERANCE = 0.25
+
+
+class BalanceProbe:
+    """The machine's memory/compute balance: time to stream a buffer far larger than any CPU cache (a sum on
+    every core) over time of arithmetic on a cache-resident one (one core). Neither depends on a quantization
+    library, and neither calls the BLAS, whose threads would keep spinning into the timed workload after it."""
+
+    def __init__(self, stream_mib: int = 256, steps: int = 200):
+        import torch
+
+        self.stream = torch.ones(stream_mib * 1024 * 1024 // 4)
+        self.small = torch.linspace(-1.0, 1.0, 16 * 1024)  # 64 KiB, under the parallel grain: one thread
+        self.out = torch.empty_like(self.small)
+        self.steps = steps
+
+    def __call__(self) -> float:
+        import torch
+
+        with torch.no_grad():
+            start = time.perf_counter()
+            self.stream.sum()
+            memory = time.perf_counter() - start
+            start = time.perf_counter()
+            for _ in range(self.steps):
+                torch.sin(self.small, out=self.out)
+            compute = time.perf_counter() - start
+        return memory / compute
+
+
+_probe: BalanceProbe | None = None
+
+
+def balance() -> float:
+    """One reading of this machine's memory/compute balance (the probe is built on first use)."""
+    global _probe
+    if _probe is None:
+        _probe = BalanceProbe()
+        _probe()  # first touch of the buffer
+    return _probe()
+
+
+def in_state(values, reference: float, tolerance: float = REGIME_TOLERANCE) -> np.ndarray:
+    """Which balance readings are within ``tolerance`` (as a ratio, either way) of ``reference``."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.abs(np.log(values / reference)) <= np.log1p(tolerance)) & (values > 0)
 
 
 class LoadMeter:
@@ -57,6 +110,34 @@ class Timing:
     workload: str = ""
     foreign_load: float = 0.0  # share of all CPUs used by other processes during the latest rounds
     recent: int = 0  # rounds of the latest measurement (pooled timings keep earlier cases' rounds before them)
+    # the machine's memory/compute balance in each round: read before it, and 0.0 where the reading after it
+    # (before the next) was not in the same state: the machine switched during the round, which belongs to none
+    balance: list[float] = field(default_factory=list)
+
+    @property
+    def state(self) -> float | None:
+        """The machine state most rounds were measured in: the median balance of the largest set of rounds
+        within the tolerance of one round's (None when not probed, e.g. on a GPU)."""
+        if len(self.balance) != len(self.fp32) or not self.balance:
+            return None
+        counts = [int(in_state(self.balance, b).sum()) for b in self.balance]
+        if max(counts) == 0:  # the state changed during every round
+            return None
+        centre = self.balance[int(np.argmax(counts))]
+        return float(np.median(np.asarray(self.balance)[in_state(self.balance, centre)]))
+
+    def in_state(self, reference: float, tolerance: float = REGIME_TOLERANCE) -> Timing:
+        """The rounds measured while the machine's balance was within ``tolerance`` of ``reference``."""
+        if len(self.balance) != len(self.fp32):
+            return self
+        keep = in_state(self.balance, reference, tolerance)
+        pick = lambda xs: [x for x, k in zip(xs, keep) if k]  # noqa: E731
+        return Timing(pick(self.fp32), pick(self.config), self.workload, self.foreign_load, 0, pick(self.balance))
+
+    def dominant(self) -> Timing:
+        """The rounds in the machine state of the median round: what a baseline records as the cost."""
+        state = self.state
+        return self if state is None else self.in_state(state)
 
     @property
     def ratios(self) -> np.ndarray:
@@ -87,12 +168,18 @@ class Timing:
         return float(low), float(high)
 
     def as_dict(self) -> dict:
-        low, high = self.interval()
+        """Cost and interval over the rounds of the dominant machine state; every round's times and balance."""
+        main = self.dominant()
+        cost = main.cost
+        low, high = main.interval()
         return {
-            "cost": self.cost,
+            "cost": cost,
             "ci95": [low, high],
-            "speedup": 1 / self.cost if self.cost else float("nan"),
+            "speedup": 1 / cost if cost else float("nan"),
             "rounds": len(self.ratios),
+            "state": self.state,
+            "state_rounds": len(main.ratios),
+            "balance": [round(x, 4) for x in self.balance],
             "fp32_s": [round(x, 5) for x in self.fp32],
             "config_s": [round(x, 5) for x in self.config],
             "fp32_spread": self.fp32_spread,
@@ -102,8 +189,12 @@ class Timing:
         }
 
 
-def interleaved(run_fp32, run_config, rounds: int, benchmark=None, workload: str = "", warm_up: bool = True) -> Timing:
-    """Time ``rounds`` pairs (fp32, then the configuration), after one untimed pair of warm-up (``warm_up``).
+def interleaved(
+    run_fp32, run_config, rounds: int, benchmark=None, workload: str = "", warm_up: bool = True, probe=None
+) -> Timing:
+    """Time ``rounds`` pairs (fp32, then the configuration), after one untimed pair of warm-up (``warm_up``);
+    ``probe`` (e.g. ``balance``) is read before each round and after the last, untimed; a round whose two
+    readings are in different machine states gets balance 0.0 (in no state).
 
     With pytest-benchmark's fixture the configuration's rounds are its statistics (the fp32 half runs in
     the untimed ``setup`` of each round); without it the same pairs are timed here."""
@@ -112,7 +203,11 @@ def interleaved(run_fp32, run_config, rounds: int, benchmark=None, workload: str
         run_fp32()
         run_config()
 
+    reads: list[float] = []
+
     def setup() -> None:
+        if probe is not None:
+            reads.append(probe())
         start = time.perf_counter()
         run_fp32()
         timing.fp32.append(time.perf_counter() - start)
@@ -130,6 +225,9 @@ def interleaved(run_fp32, run_config, rounds: int, benchmark=None, workload: str
                 setup()
                 target()
     timing.foreign_load = load.share
+    if probe is not None:
+        reads.append(probe())
+        timing.balance = [a if in_state([b], a)[0] else 0.0 for a, b in zip(reads, reads[1:])]
     return timing
 
 
@@ -138,10 +236,25 @@ def pooled(earlier: Timing | None, now: Timing) -> Timing:
     ``now``; steadiness and load are those of ``now``."""
     if earlier is None:
         return now
+    probed = len(earlier.balance) == len(earlier.fp32) and len(now.balance) == len(now.fp32)
     return Timing(
         earlier.fp32 + now.fp32,
         earlier.config + now.config,
         now.workload,
         now.foreign_load,
         now.recent or len(now.fp32),
+        earlier.balance + now.balance if probed else [],
     )
+
+
+def against(new: dict, old: dict) -> dict | None:
+    """``new`` (a speed entry) restricted to its rounds in the machine state of ``old`` (a baseline's): cost,
+    ci95 and rounds of those rounds; ``new`` unchanged when either was not probed; None when fewer than two of
+    its rounds were in that state (then the two are not comparable)."""
+    if old.get("state") is None or len(new.get("balance") or []) != len(new.get("fp32_s") or [None]):
+        return new
+    same = Timing(list(new["fp32_s"]), list(new["config_s"]), balance=list(new["balance"])).in_state(old["state"])
+    if len(same.fp32) < 2:
+        return None
+    low, high = same.interval()
+    return {**new, "cost": same.cost, "ci95": [low, high], "rounds": len(same.fp32)}
