@@ -231,6 +231,25 @@ def test_the_balance_probe_reads_a_positive_ratio_and_rounds_carry_it():
     assert len(timing.as_dict()["balance"]) == 3
 
 
+@given(st.lists(st.one_of(st.just(0.0), st.floats(0.1, 10.0)), min_size=1, max_size=30))
+def test_machine_states_partition_the_readings_largest_first(values):
+    from whisper_ptq_bench.speed import states
+
+    found = states(values)
+    masks = [mask for _, mask in found]
+    covered = np.sum(masks, axis=0) if masks else np.zeros(len(values))
+    assert np.array_equal(covered, np.asarray(values) > 0)  # every reading of a round in one state, exactly once
+    sizes = [int(m.sum()) for m in masks]
+    assert sizes == sorted(sizes, reverse=True) and all(size > 0 for size in sizes)
+
+
+def test_the_session_line_names_each_state_and_the_switches():
+    from whisper_ptq_bench.speed import describe_states
+
+    line = describe_states([3.0, 3.1, 2.9, 1.5, 1.6, 0.0])
+    assert line == "3.00 in 3, 1.55 in 2 of 6 rounds (1 during a switch)"
+
+
 def test_a_round_during_which_the_machine_switched_state_belongs_to_none():
     from whisper_ptq_bench.speed import interleaved
 

@@ -43,7 +43,7 @@ def run(pytester, *extra):
         "--benchmark-only",
         "--ptq-corpus=read-clean",
         f"--ptq-matrix={CONFIG}",
-        "--ptq-max-utterances=6",
+        "--ptq-max-utterances=4",
         "--ptq-rounds=2",
         "-p",
         "no:cacheprovider",
@@ -76,6 +76,10 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
 
     again = run(project, "--ptq-strict-transcripts")  # deterministic: identical transcripts and WER
     again.assert_outcomes(passed=2)
+    again.stdout.fnmatch_lines(["machine state (memory/compute balance; speed is judged within a state): * rounds*"])
+    assert data["cases"][CASE]["profiles"]  # the speed baseline carries the machine state it was recorded in
+    [part] = data["cases"][CASE]["profiles"].values()
+    assert part["speed"]["state"] > 0
 
     monkeypatch.setenv("PTQ_DEGRADE", "1")
     bad = run(project)

@@ -90,3 +90,26 @@ def test_timing_in_another_machine_state_is_extended_then_not_judged(tiny_en, tm
     result = checker.run_case("tiny.en", "read-clean", config)
     assert result.speed["state"] == 0.24 and result.speed["rounds_this_case"] == 4  # measured twice
     assert not result.failures and any("memory/compute balance was 0.24" in w for w in result.warnings)
+
+
+@pytest.mark.slow
+def test_a_recording_outside_the_sessions_home_state_gets_more_rounds(tiny_en, tmp_path, monkeypatch):
+    """Recording while the machine is in a state it was seldom in this session: the case is timed again."""
+    from whisper_ptq_bench import speed as sp
+
+    options = Options(
+        models=["tiny.en"],
+        corpora=["read-clean"],
+        max_utterances=2,
+        rounds=2,
+        update_baselines=True,
+        baselines_path=tmp_path / "baselines.json",
+    )
+    monkeypatch.setattr(sp, "balance", lambda: 0.24)
+    recorder = Harness(options)
+    recorder.models["tiny.en"] = tiny_en
+    recorder.readings = [0.45] * 12  # most of the session's rounds so far
+    result = recorder.run_case("tiny.en", "read-clean", QuantConfig.from_id("torch-ao.dyn-int8.a-int8.tensor.sym"))
+    assert result.speed["rounds_this_case"] == 4 and result.speed["state"] == 0.24
+    home = recorder.run_case("tiny.en", "read-clean", QuantConfig.from_id("fp32"))
+    assert home.speed["rounds_this_case"] == 4  # still the minority state after this case's rounds

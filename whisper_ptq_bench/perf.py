@@ -310,16 +310,9 @@ class Regimes:
 
     def states(self) -> list[tuple[float, np.ndarray]]:
         """The machine states the rounds fell into, largest first: (median balance, mask of its rounds)."""
-        from whisper_ptq_bench.speed import in_state
+        from whisper_ptq_bench.speed import states
 
-        left, found = np.ones(len(self.balance), dtype=bool), []
-        values = np.asarray(self.balance)
-        while left.any():
-            counts = [int((in_state(values, b) & left).sum()) if left[i] else -1 for i, b in enumerate(values)]
-            mask = in_state(values, values[int(np.argmax(counts))]) & left
-            found.append((float(np.median(values[mask])), mask))
-            left &= ~mask
-        return found
+        return states(self.balance)
 
     def summary(self) -> list[str]:
         lines = []

@@ -405,6 +405,13 @@ def _env_diff(harness) -> list[str]:
     return out
 
 
+def _own_rounds(speed: dict | None) -> list[float]:
+    """The machine-state readings of a case's own rounds (its speed entry pools earlier cases' rounds first)."""
+    if not speed or not speed.get("balance"):
+        return []
+    return speed["balance"][-speed.get("rounds_this_case", len(speed["balance"])) :]
+
+
 def _row(r) -> dict:
     from whisper_ptq_bench.runner import _mean_weight_error
 
@@ -423,6 +430,7 @@ def _row(r) -> dict:
         "error": r.error,
         "notes": r.notes,
         "library_warnings": r.library_warnings,
+        "balance": _own_rounds(r.speed),
     }
 
 
@@ -488,6 +496,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"batching: {batching}")
     for prof in sorted({s["profile"] for s in summaries if s.get("profile")}):
         tr.write_line(f"machine profile: {prof}")
+    readings = [b for row in rows for b in row.get("balance", [])]
+    if readings:
+        from whisper_ptq_bench.speed import describe_states
+
+        tr.write_line(
+            f"machine state (memory/compute balance; speed is judged within a state): {describe_states(readings)}"
+        )
     if phases:
         tr.write_line(
             "time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(phases.items(), key=lambda kv: -kv[1]))

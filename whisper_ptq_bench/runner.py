@@ -261,6 +261,7 @@ class Harness:
         self.fp32_sizes: dict[str, tuple[int, int]] = {}
         self.workloads: dict[str, fd.Workload] = {}
         self.timings: dict[tuple, sp.Timing] = {}  # per (model, configuration): steady rounds of its cases so far
+        self.readings: list[float] = []  # the machine-state reading of every timed round of the session
         self.tokens: dict[tuple[str, str], list[list[int]]] = {}
         self._quantized: Quantized | None = None
         self._quantized_key: tuple | None = None
@@ -556,6 +557,7 @@ class Harness:
                 # a suspected slowdown is judged on more rounds: confirmed (red) or cleared
                 more = measure(None, CONFIRM_FACTOR * self.options.rounds)
                 timing = sp.pooled(timing, more)  # steadiness is the confirmation's: disturbed, it is not judged
+        self.readings += timing.balance
         if timing.steady:
             self.timings[key] = sp.pooled(earlier, timing)
         result.speed = {**sp.pooled(earlier, timing).as_dict(), "rounds_this_case": len(timing.config)}
@@ -587,7 +589,15 @@ class Harness:
         return (expected, bl.tolerances(data, r.case_id)["speed"]) if "speed" in expected else None
 
     def _other_state(self, r: CaseResult, timing: sp.Timing) -> bool:
-        """Were fewer than two of ``timing``'s rounds in the machine state of the case's baseline?"""
+        """Were fewer than two of ``timing``'s rounds in the machine state of the case's baseline? When recording:
+        in the session's home state (the one most of its rounds so far were in), so that a baseline is not
+        recorded in a state the machine is seldom in."""
+        if self.options.update_baselines:
+            found = sp.states(self.readings + timing.balance)
+            if not found or len(found) < 2:
+                return False
+            home = found[0][0]
+            return len(timing.in_state(home).fp32) < 2
         known = self._speed_baseline(r)
         probe = Obtained(r.case_id, None, 0.0, "", "", {}, speed=timing.as_dict())
         return known is not None and SpeedCheck.not_judged(probe, known[0]) is not None

@@ -26,6 +26,27 @@ FOREIGN_LOAD = 0.10
 REGIME_TOLERANCE = 0.25
 
 
+def states(values) -> list[tuple[float, np.ndarray]]:
+    """The machine states balance readings fall into, largest first: (median balance, mask of its readings).
+    Readings of 0.0 (a switch during the round) belong to none."""
+    values = np.asarray(values, dtype=np.float64)
+    left, found = values > 0, []
+    while left.any():
+        counts = [int((in_state(values, b) & left).sum()) if left[i] else -1 for i, b in enumerate(values)]
+        mask = in_state(values, values[int(np.argmax(counts))]) & left
+        found.append((float(np.median(values[mask])), mask))
+        left &= ~mask
+    return found
+
+
+def describe_states(values) -> str:
+    """One line: each state's balance and share of the rounds, and the rounds during a switch."""
+    values = np.asarray(values, dtype=np.float64)
+    parts = [f"{state:.2f} in {int(mask.sum())}" for state, mask in states(values)]
+    switching = int((values <= 0).sum())
+    return f"{', '.join(parts)} of {len(values)} rounds" + (f" ({switching} during a switch)" if switching else "")
+
+
 class BalanceProbe:
     """The machine's memory/compute balance: time to stream a buffer far larger than any CPU cache (a sum on
     every core) over time of arithmetic on a cache-resident one (one core). Neither depends on a quantization
