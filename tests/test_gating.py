@@ -57,11 +57,11 @@ def run(pytester, *extra):
 def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeypatch):
     baselines = project.path / "baselines.json"
 
-    first = run(project)  # no baselines yet: every case fails and what it obtained is written aside
-    first.assert_outcomes(failed=2)
+    first = run(project, "--ptq-matrix=fp32")  # no baselines yet: the case fails, what it obtained is written aside
+    first.assert_outcomes(failed=1)
     first.stdout.fnmatch_lines(["*no baseline for tiny.en/read-clean/fp32*--ptq-update-baselines*"])
     obtained = json.loads((project.path / "baselines.obtained.json").read_text())
-    assert set(obtained["cases"]) == {"tiny.en/read-clean/fp32", CASE}
+    assert set(obtained["cases"]) == {"tiny.en/read-clean/fp32"}
     assert not baselines.exists()
 
     run(project, "--ptq-update-baselines").assert_outcomes(passed=2)
