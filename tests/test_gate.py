@@ -202,6 +202,13 @@ def test_speed_in_another_machine_state_is_not_judged_and_says_why():
     assert not verdict.failures and any("memory/compute balance" in w for w in verdict.warnings)
 
 
+def test_speed_timed_while_the_machine_switched_in_every_round_is_not_judged():
+    exp = gate.expected_view(expected(make(sp=timed([1.2] * 6, [A] * 6))), "cpu-a")[0]
+    switching = make(sp=timed([1.5] * 4, [0.0] * 4))
+    assert switching.speed["state"] is None and SpeedCheck(0.2).fails(switching, exp) is None
+    assert "changed during every round" in SpeedCheck.not_judged(switching, exp)
+
+
 def test_speed_is_judged_on_the_rounds_in_the_baselines_state():
     exp = gate.expected_view(expected(make(sp=timed([1.2] * 6, [A] * 6))), "cpu-a")[0]
     mixed_slow = make(sp=timed([1.5, 1.5, 1.5, 1.2, 1.2], [A, A, A, B, B]))  # slower where comparable: red

@@ -240,9 +240,14 @@ class SpeedCheck:
         old, new = expected["speed"], obtained.speed
         if not new or sp.against(new, old) is not None:
             return None
+        now = (
+            f"was {new['state']:.2f} in the rounds timed for this configuration"
+            if new.get("state") is not None
+            else "changed during every round timed for this configuration"
+        )
         return (
-            f"speed not judged: the machine's memory/compute balance was {new['state']:.2f} in the rounds timed for "
-            f"this configuration, {old['state']:.2f} when the baseline was recorded (beyond {sp.REGIME_TOLERANCE:.0%}); in another state "
+            f"speed not judged: the machine's memory/compute balance {now}, "
+            f"{old['state']:.2f} when the baseline was recorded (beyond {sp.REGIME_TOLERANCE:.0%}); in another state "
             "weight-only configurations run 20-30% slower or faster relative to fp32 with nothing changed "
             "(README, Speed). Rerun later, or record this machine's baseline again"
         )
