@@ -98,3 +98,26 @@ def _runs_started_by_a_test_are_not_xdist_workers(monkeypatch):
     PYTEST_XDIST_WORKER; the pytest runs a test starts, in process or not, are not xdist workers."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def recorder(tiny_en, tmp_path):
+    """A harness that records baselines of tiny.en on read-clean into tmp_path (2 rounds per case), with the
+    session's model; ``recorder(max_utterances)`` builds it."""
+
+    def build(max_utterances: int):
+        from whisper_ptq_bench.runner import Harness, Options
+
+        options = Options(
+            models=["tiny.en"],
+            corpora=["read-clean"],
+            max_utterances=max_utterances,
+            rounds=2,
+            update_baselines=True,
+            baselines_path=tmp_path / "baselines.json",
+        )
+        harness = Harness(options)
+        harness.models["tiny.en"] = tiny_en
+        return harness
+
+    return build

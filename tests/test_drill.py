@@ -10,21 +10,12 @@ import pytest
 from whisper_ptq_bench import drill
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.regressions import by_name
-from whisper_ptq_bench.runner import Harness, Options
 
 
 @pytest.mark.slow
-def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(tiny_en, tmp_path):
-    options = Options(
-        models=["tiny.en"],
-        corpora=["read-clean"],
-        max_utterances=4,
-        rounds=2,
-        update_baselines=True,
-        baselines_path=tmp_path / "baselines.json",
-    )
-    recorder = Harness(options)
-    recorder.models["tiny.en"] = tiny_en
+def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(tiny_en, recorder):
+    recorder = recorder(4)
+    options = recorder.options
     for config in ("fp32", "hqq.w-int4.g64.asym", "quanto.w-int8.channel.sym"):
         recorder.run_case("tiny.en", "read-clean", QuantConfig.from_id(config))
     recorder.finish()

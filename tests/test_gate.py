@@ -176,7 +176,7 @@ def timed(costs, balances, fp32=1.0) -> dict:
     return Timing(fp32=[fp32] * len(costs), config=[fp32 * c for c in costs], balance=list(balances)).as_dict()
 
 
-A, B = 0.45, 0.24  # the two memory/compute balances measured on a 2-core VM (README, Speed)
+A, B = 0.45, 0.24  # two memory/compute balances about a factor two apart, as measured (README, Speed)
 
 
 @given(

@@ -64,25 +64,17 @@ def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
 
 @pytest.mark.slow
 def test_timing_outside_the_usual_or_recorded_machine_state_gets_more_rounds_then_is_not_judged(
-    tiny_en, tmp_path, monkeypatch
+    tiny_en, recorder, monkeypatch
 ):
     """Recording while the machine is in a state it was seldom in this session gets a second set of rounds; a
     check in another state than the baseline's gets one too and, still there, a speed warning instead of a
     verdict, whatever its cost."""
     from whisper_ptq_bench import speed as sp
 
-    options = Options(
-        models=["tiny.en"],
-        corpora=["read-clean"],
-        max_utterances=2,
-        rounds=2,
-        update_baselines=True,
-        baselines_path=tmp_path / "baselines.json",
-    )
     config = QuantConfig.from_id("torch-ao.dyn-int8.a-int8.tensor.sym")
     monkeypatch.setattr(sp, "balance", lambda: 0.45)
-    recorder = Harness(options)
-    recorder.models["tiny.en"] = tiny_en
+    recorder = recorder(2)
+    options = recorder.options
     recorder.readings = [0.24] * 12  # most of the session's rounds so far were in another state
     recorded = recorder.run_case("tiny.en", "read-clean", config)
     assert recorded.speed["rounds_this_case"] == 4 and recorded.speed["state"] == 0.45

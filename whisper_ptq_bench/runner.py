@@ -594,10 +594,7 @@ class Harness:
         recorded in a state the machine is seldom in."""
         if self.options.update_baselines:
             found = sp.states(self.readings + timing.balance)
-            if not found or len(found) < 2:
-                return False
-            home = found[0][0]
-            return len(timing.in_state(home).fp32) < 2
+            return len(found) > 1 and len(timing.in_state(found[0][0]).fp32) < 2
         known = self._speed_baseline(r)
         probe = Obtained(r.case_id, None, 0.0, "", "", {}, speed=timing.as_dict())
         return known is not None and SpeedCheck.not_judged(probe, known[0]) is not None

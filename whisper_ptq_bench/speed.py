@@ -21,8 +21,8 @@ STEADY_SPREAD = 0.25
 FOREIGN_LOAD = 0.10
 #: Rounds whose memory/compute balance is within this fraction of the baseline's are in its state. On a 2-core
 #: VM the balance switched between two states with nothing running (``whisper-ptq-bench perf --regimes``):
-#: streaming 1.8x faster and cached matrix products 8% slower, the balance 0.45 -> 0.24, and every weight-only
-#: configuration 20-30% slower relative to fp32 meanwhile; within a state the balance varied by about 12%.
+#: 3.06 and 1.55 (streaming about twice as fast), and weight-only configurations of three libraries 16-25%
+#: slower relative to fp32 in the second; within a state 90% of readings lay within about 8% of its median.
 REGIME_TOLERANCE = 0.25
 
 
@@ -137,15 +137,10 @@ class Timing:
 
     @property
     def state(self) -> float | None:
-        """The machine state most rounds were measured in: the median balance of the largest set of rounds
-        within the tolerance of one round's (None when not probed, e.g. on a GPU)."""
-        if len(self.balance) != len(self.fp32) or not self.balance:
-            return None
-        counts = [int(in_state(self.balance, b).sum()) for b in self.balance]
-        if max(counts) == 0:  # the state changed during every round
-            return None
-        centre = self.balance[int(np.argmax(counts))]
-        return float(np.median(np.asarray(self.balance)[in_state(self.balance, centre)]))
+        """The machine state most rounds were measured in (``states``' largest), or None when not probed (e.g.
+        on a GPU) or when the state changed during every round."""
+        found = states(self.balance) if len(self.balance) == len(self.fp32) else []
+        return found[0][0] if found else None
 
     def in_state(self, reference: float, tolerance: float = REGIME_TOLERANCE) -> Timing:
         """The rounds measured while the machine's balance was within ``tolerance`` of ``reference``."""
@@ -156,7 +151,7 @@ class Timing:
         return Timing(pick(self.fp32), pick(self.config), self.workload, self.foreign_load, 0, pick(self.balance))
 
     def dominant(self) -> Timing:
-        """The rounds in the machine state of the median round: what a baseline records as the cost."""
+        """The rounds in the machine state most rounds were in: what a baseline records as the cost."""
         state = self.state
         return self if state is None else self.in_state(state)
 
