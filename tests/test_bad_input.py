@@ -32,19 +32,8 @@ def fast(env: dict, args: list[str]) -> list[str]:
 BASELINE_OK = {"schema": 2, "tolerances": {}, "environments": {}, "profiles": {}, "cases": {}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _heavy_modules_loaded_before_in_process_runs():
-    """pytester's in-process runs drop the modules they imported afterwards; torch's and transformers' compiled
-    parts cannot load twice in one process, so they are imported once here, before any run, whatever the order."""
-    import transformers
-
-    import whisper_ptq_bench.runner  # noqa: F401
-
-    transformers.WhisperForConditionalGeneration, transformers.WhisperProcessor  # noqa: B018 (resolves lazy imports)
-
-
 @pytest.fixture
-def project(pytester):
+def project(run_imports, pytester):
     shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
     return pytester
 
@@ -191,10 +180,10 @@ def test_bad_input_is_a_usage_error_before_any_case(project, monkeypatch, row, e
 
 
 def test_update_on_a_smaller_subset_asks_for_the_flag_and_keeps_the_baselines(project):
-    first = project.runpytest_subprocess(*FAST, "--ptq-max-utterances=3", "--ptq-update-baselines")
+    first = project.runpytest_inprocess(*FAST, "--ptq-max-utterances=3", "--ptq-update-baselines")
     first.assert_outcomes(passed=1)
     recorded = (project.path / "baselines.json").read_bytes()
-    smaller = project.runpytest_subprocess(*FAST, "--ptq-update-baselines")  # 2 utterances
+    smaller = project.runpytest_inprocess(*FAST, "--ptq-update-baselines")  # 2 utterances
     assert smaller.ret == pytest.ExitCode.USAGE_ERROR
     smaller.stderr.fnmatch_lines(
         [
@@ -204,11 +193,11 @@ def test_update_on_a_smaller_subset_asks_for_the_flag_and_keeps_the_baselines(pr
         ]
     )
     assert (project.path / "baselines.json").read_bytes() == recorded
-    batching = project.runpytest_subprocess(
+    batching = project.runpytest_inprocess(
         *FAST, "--ptq-max-utterances=3", "--ptq-update-baselines", "--ptq-batch-size=2"
     )
     assert batching.ret == pytest.ExitCode.USAGE_ERROR and "batching" in batching.stderr.str()
-    forced = project.runpytest_subprocess(*FAST, "--ptq-update-baselines", "--ptq-replace-inputs")
+    forced = project.runpytest_inprocess(*FAST, "--ptq-update-baselines", "--ptq-replace-inputs")
     forced.assert_outcomes(passed=1)
     assert (
         len(
@@ -218,19 +207,20 @@ def test_update_on_a_smaller_subset_asks_for_the_flag_and_keeps_the_baselines(pr
     )
 
 
-def test_an_update_that_cannot_be_written_is_red_and_keeps_the_measurements(project):
+def test_an_update_that_cannot_be_written_is_red_and_keeps_the_measurements(project, monkeypatch):
     """The file is checked before work; if it still cannot be written at the end, the run is red and what was
-    measured is in the obtained file (here a conftest makes the final write fail)."""
-    project.makeconftest(
-        "import whisper_ptq_bench.baselines as bl\n"
-        "original = bl.update\n"
-        "def update(path, entries, **kw):\n"
-        "    if path.name == 'baselines.json':\n"
-        "        raise OSError(28, 'No space left on device')\n"
-        "    return original(path, entries, **kw)\n"
-        "bl.update = update\n"
-    )
-    result = project.runpytest_subprocess(*FAST, "--ptq-update-baselines")
+    measured is in the obtained file (here a patch makes the final write fail)."""
+    import whisper_ptq_bench.baselines as bl
+
+    original = bl.update
+
+    def update(path, entries, **kw):
+        if path.name == "baselines.json":
+            raise OSError(28, "No space left on device")
+        return original(path, entries, **kw)
+
+    monkeypatch.setattr(bl, "update", update)
+    result = project.runpytest_inprocess(*FAST, "--ptq-update-baselines")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*ERROR: the baselines could not be written*No space left*baselines.obtained.json*"])
     assert "ok (updated)" not in result.stdout.str()
@@ -248,7 +238,9 @@ def test_an_interrupted_update_leaves_the_baselines_untouched(project):
         "    if 'hqq' in item.name:\n"
         "        raise KeyboardInterrupt\n"
     )
-    result = project.runpytest_subprocess(*FAST, "--ptq-matrix=hqq.w-int4.g64.asym", "--ptq-update-baselines")
+    result = project.runpytest_inprocess(
+        *FAST, "--ptq-matrix=hqq.w-int4.g64.asym", "--ptq-update-baselines", no_reraise_ctrlc=True
+    )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert json.loads((project.path / "baselines.json").read_text()) == BASELINE_OK
     obtained = json.loads((project.path / "baselines.obtained.json").read_text())
@@ -256,15 +248,15 @@ def test_an_interrupted_update_leaves_the_baselines_untouched(project):
     result.stdout.fnmatch_lines(["*interrupted: *baselines.json left untouched*"])
 
 
-def test_an_errored_case_is_red_in_the_summary_the_json_and_the_report(project, tmp_path):
-    project.makeconftest(
-        "from whisper_ptq_bench.backends.hqq import Hqq\n"
-        "def broken(self, model, config, scope, device, calibrate=None):\n"
-        "    raise RuntimeError('quantize kernel exploded')\n"
-        "Hqq.quantize = broken\n"
-    )
+def test_an_errored_case_is_red_in_the_summary_the_json_and_the_report(project, tmp_path, monkeypatch):
+    from whisper_ptq_bench.backends.hqq import Hqq
+
+    def broken(self, model, config, scope, device, calibrate=None):
+        raise RuntimeError("quantize kernel exploded")
+
+    monkeypatch.setattr(Hqq, "quantize", broken)
     json_path = project.path / "run.json"
-    result = project.runpytest_subprocess(
+    result = project.runpytest_inprocess(
         *FAST, "--ptq-matrix=hqq.w-int4.g64.asym", "--ptq-update-baselines", f"--benchmark-json={json_path}"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -288,7 +280,7 @@ def test_an_errored_case_is_red_in_the_summary_the_json_and_the_report(project, 
 
 def test_a_skipped_case_says_why_in_the_summary_and_the_json(project):
     json_path = project.path / "run.json"
-    result = project.runpytest_subprocess(
+    result = project.runpytest_inprocess(
         *FAST,
         "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
         "--ptq-update-baselines",
@@ -317,7 +309,7 @@ def test_bad_ptq_variables_do_not_touch_other_projects_runs(pytester, monkeypatc
 
 def test_no_benchmark_case_collected_is_not_a_pass(project):
     """``-k`` that selects nothing: pytest's exit code 5, never 0."""
-    result = project.runpytest_subprocess(*FAST, "-k", "no-such-case")
+    result = project.runpytest_inprocess(*FAST, "-k", "no-such-case")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 

@@ -13,33 +13,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "torch-ao.dyn-int8.a-int8.channel.sym"
 CASE = f"tiny.en/read-clean/{CONFIG}"
 
-DEGRADE = """
-import os
 
-if os.environ.get("PTQ_DEGRADE"):
+def degrade(monkeypatch) -> None:
+    """Make the configuration's quantizer zero one decoder layer first (runs in this process see it)."""
     from whisper_ptq_bench.backends.torch_ao import TorchEager
 
     original = TorchEager.quantize
 
     def quantize(self, model, config, scope, device, calibrate=None):
-        for name, module in model.model.decoder.layers[0].named_modules():  # zero one decoder layer
+        for module in model.model.decoder.layers[0].modules():
             if hasattr(module, "weight") and module.weight is not None and module.weight.dim() == 2:
                 module.weight.data.zero_()
         return original(self, model, config, scope, device, calibrate)
 
-    TorchEager.quantize = quantize
-"""
+    monkeypatch.setattr(TorchEager, "quantize", quantize)
 
 
 @pytest.fixture
-def project(pytester):
+def project(run_imports, pytester):
     shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
-    pytester.makeconftest(DEGRADE)
     return pytester
 
 
 def run(pytester, *extra):
-    return pytester.runpytest_subprocess(
+    return pytester.runpytest_inprocess(
         "--benchmark-only",
         "--ptq-corpus=read-clean",
         f"--ptq-matrix={CONFIG}",
@@ -81,8 +78,9 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     [part] = data["cases"][CASE]["profiles"].values()
     assert part["speed"]["state"] > 0
 
-    monkeypatch.setenv("PTQ_DEGRADE", "1")
-    bad = run(project)
+    with monkeypatch.context() as patched:
+        degrade(patched)
+        bad = run(project)
     bad.assert_outcomes(passed=1, failed=1)
     text = bad.stdout.str()
     assert f"{CASE}:" in text and "WER rose" in text and "paired bootstrap 95% CI" in text
@@ -92,7 +90,6 @@ def test_update_round_trip_determinism_and_a_degraded_quantizer(project, monkeyp
     after = json.loads(baselines.read_text())
     assert after["cases"][CASE] == data["cases"][CASE]  # a failing run never rewrites baselines
     assert "transcript(s) changed" in text  # listed as well
-    monkeypatch.delenv("PTQ_DEGRADE")
 
     # the batching is recorded with each case; a run with another is refused, not compared (test_baselines.py)
     assert data["cases"][CASE]["batching"] == "batch 8 by duration, encoder 2"
@@ -114,18 +111,18 @@ def test_baselines_of_an_older_schema_are_refused_before_any_case(project):
 
 
 def test_bad_options_are_usage_errors(project):
-    result = project.runpytest_subprocess("--ptq-matrix=hqq.w-int9.g64.asym", "--benchmark-only")
+    result = project.runpytest_inprocess("--ptq-matrix=hqq.w-int9.g64.asym", "--benchmark-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--ptq-matrix*weight*int9*"])
-    result = project.runpytest_subprocess("--ptq-corpus=nowhere", "--benchmark-only")
+    result = project.runpytest_inprocess("--ptq-corpus=nowhere", "--benchmark-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result = project.runpytest_subprocess("--ptq-encoder-batch-size=0", "--benchmark-only")
+    result = project.runpytest_inprocess("--ptq-encoder-batch-size=0", "--benchmark-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*argument --ptq-encoder-batch-size: must be >= 1, got 0*"])
 
 
 def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
-    result = project.runpytest_subprocess(
+    result = project.runpytest_inprocess(
         "--benchmark-only",
         "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
         "--ptq-corpus=read-clean",
@@ -134,7 +131,7 @@ def test_unsupported_cases_are_skipped_at_collection_with_the_reason(project):
         "-rs",
     )
     result.stdout.fnmatch_lines(["*tiny.en/read-clean/torchao.w-int4.g128.asym.kernel=tinygemm*"])
-    result = project.runpytest_subprocess(
+    result = project.runpytest_inprocess(
         "--benchmark-only",
         "--ptq-matrix=torchao.w-int4.g128.asym.kernel=tinygemm",
         "--ptq-corpus=read-clean",
@@ -157,10 +154,10 @@ def test_ptq_variables_and_options_never_touch_a_run_without_benchmark_cases(pyt
 
 def test_bad_ptq_variables_are_usage_errors_that_name_the_variable(project, monkeypatch):
     monkeypatch.setenv("PTQ_MAX_UTTERANCES", "abc")
-    result = project.runpytest_subprocess("--benchmark-only")
+    result = project.runpytest_inprocess("--benchmark-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*PTQ_MAX_UTTERANCES*'abc' is not a whole number*"])
     monkeypatch.delenv("PTQ_MAX_UTTERANCES")
-    result = project.runpytest_subprocess("--benchmark-only", "--ptq-model", ",")
+    result = project.runpytest_inprocess("--benchmark-only", "--ptq-model", ",")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*argument --ptq-model: ',' is empty; give at least one value*"])

@@ -87,13 +87,14 @@ def long_librispeech(tmp_path_factory):
 
 
 @pytest.fixture
-def project(pytester):
+def project(run_imports, pytester):
     shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
     return pytester
 
 
-def bench(pytester, model: str, corpus: str, *extra):
-    return pytester.runpytest_subprocess(
+def bench(pytester, model: str, corpus: str, *extra, fresh: bool = False):
+    """A benchmark run: in a fresh process with ``fresh`` (the hub variables are read when libraries load)."""
+    return (pytester.runpytest_subprocess if fresh else pytester.runpytest_inprocess)(
         "--benchmark-only",
         f"--ptq-model={model}",
         f"--ptq-corpus={corpus}",
@@ -114,7 +115,9 @@ def relaxed_speed(path: Path) -> None:
     path.write_text(json.dumps(data))
 
 
-def record_then_check(project, model: str, corpus: str, matrix: str = "smoke", configs: int = SMOKE_CONFIGS) -> dict:
+def record_then_check(
+    project, model: str, corpus: str, matrix: str = "smoke", configs: int = SMOKE_CONFIGS, fresh: bool = False
+) -> dict:
     """Record baselines for ``matrix``, then check a second run against them: the model spec must name the same
     cases and fingerprint in both runs. The check run covers fp32 and the first quantized configuration (a
     case absent from a run is not judged), which is what a changed fingerprint or case id would turn red."""
@@ -127,12 +130,15 @@ def record_then_check(project, model: str, corpus: str, matrix: str = "smoke", c
         "--ptq-update-baselines",
         f"--ptq-baselines={baselines}",
         f"--benchmark-json={project.path / 'first.json'}",
+        fresh=fresh,
     )
     first.assert_outcomes(passed=configs)
     assert baselines.is_file(), first.stdout.str()
     relaxed_speed(baselines)
     checked = (MATRICES[matrix] if matrix in MATRICES else matrix.split(","))[:2]
-    second = bench(project, model, corpus, f"--ptq-matrix={','.join(checked)}", f"--ptq-baselines={baselines}")
+    second = bench(
+        project, model, corpus, f"--ptq-matrix={','.join(checked)}", f"--ptq-baselines={baselines}", fresh=fresh
+    )
     second.assert_outcomes(passed=len(checked))
     assert second.ret == 0 and "ok" in second.stdout.str()
     return json.loads(baselines.read_text())
@@ -146,7 +152,7 @@ def test_hub_id_from_a_local_hub_cache_with_a_long_utterance_records_and_checks(
     monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WHISPER_PTQ_BENCH_LIBRISPEECH", str(dataset))
-    data = record_then_check(project, HUB_ID, "librispeech-clean", HUB_MATRIX, 3)
+    data = record_then_check(project, HUB_ID, "librispeech-clean", HUB_MATRIX, 3, fresh=True)
     fp32 = data["cases"][f"{HUB_ID}/librispeech-clean/fp32"]
     assert fp32["model_fingerprint"] == f"hub:{HUB_ID}@{REVISION}"  # the snapshot's revision, from the cache
     assert len(data["cases"]) == 3 and all(c.startswith(HUB_ID + "/") for c in data["cases"])
