@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import stat
 
 import pytest
@@ -238,6 +239,45 @@ def test_other_batching_is_not_compared():
     other = SameInputCheck().fails(same, {**base_entry(), "batching": "batch 4 by duration, encoder 2"})
     assert "'batch 4 by duration, encoder 2'" in other and "not comparable" in other and "--ptq-batch-size" in other
     assert SameInputCheck().fails(same, base_entry()) is None  # a baseline that did not record it
+
+
+def _speed(state, cost, others=()):
+    return {"cost": cost, "ci95": [cost * 0.98, cost * 1.02], "rounds": 3, "workload": "w", "state": state} | (
+        {"others": list(others)} if others else {}
+    )
+
+
+def test_a_recording_in_another_machine_state_keeps_the_earlier_states_cost_only_with_the_same_libraries():
+    first = bl.merge(bl.empty(), [rec(speed=_speed(3.1, 1.2))])
+    second = bl.merge(first, [rec(speed=_speed(1.6, 1.45))])  # same machine profile and environment
+    [part] = second["cases"][CASE]["profiles"].values()
+    assert part["speed"]["state"] == 1.6 and part["speed"]["cost"] == 1.45
+    assert [(o["state"], o["cost"]) for o in part["speed"]["others"]] == [(3.1, 1.2)]
+    third = bl.merge(second, [rec(speed=_speed(3.0, 1.21))])  # back in the first state: replaced, the second kept
+    [part] = third["cases"][CASE]["profiles"].values()
+    assert (part["speed"]["state"], part["speed"]["cost"]) == (3.0, 1.21)
+    assert [(o["state"], o["cost"]) for o in part["speed"]["others"]] == [(1.6, 1.45)]
+    upgraded = bl.merge(second, [rec(env={**ENV, "torch": "2.14.0"}, speed=_speed(3.1, 1.3))])
+    [part] = upgraded["cases"][CASE]["profiles"].values()
+    assert "others" not in part["speed"]  # other libraries: an earlier state's cost says nothing about them
+    bl.validate(json.loads(bl.dumps(third)))
+
+
+@pytest.mark.parametrize(
+    ("others", "message"),
+    [
+        ({"state": 1.6}, "must be a list"),
+        ([{"state": 1.6}], "others[0] must hold 'state' and 'cost'"),
+        ([{"state": 0, "cost": 1.0}], "others[0] state must be positive"),
+        ([{"state": 1.6, "cost": "x"}], "others[0] cost"),
+    ],
+)
+def test_malformed_costs_of_other_machine_states_are_named(tmp_path, others, message):
+    data = valid()
+    [part] = data["cases"][CASE]["profiles"].values()
+    part["speed"] = {**_speed(3.1, 1.2), "others": others}
+    with pytest.raises(BaselineError, match=re.escape(message)):
+        bl.load(write(tmp_path / "baselines.json", data))
 
 
 def test_batching_must_be_text(tmp_path):

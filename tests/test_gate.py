@@ -213,11 +213,51 @@ def test_speed_is_judged_on_the_rounds_in_the_baselines_state():
     exp = gate.expected_view(expected(make(sp=timed([1.2] * 6, [A] * 6))), "cpu-a")[0]
     mixed_slow = make(sp=timed([1.5, 1.5, 1.5, 1.2, 1.2], [A, A, A, B, B]))  # slower where comparable: red
     assert SpeedCheck.not_judged(mixed_slow, exp) is None
-    assert "3 interleaved rounds in the baseline's machine state" in SpeedCheck(0.2).fails(mixed_slow, exp)
+    assert "3 interleaved rounds in the machine state the baseline measured it in (balance 0.45)" in SpeedCheck(
+        0.2
+    ).fails(mixed_slow, exp)
     mixed_ok = make(sp=timed([1.2, 1.21, 1.19, 1.55, 1.5], [A, A, A, B, B]))  # the slow rounds were in state B
     assert SpeedCheck(0.2).fails(mixed_ok, exp) is None and not SpeedCheck(0.2).suspect(mixed_ok, exp)
     single = make(sp=timed([1.5, 1.5, 1.5, 1.5], [A, B, B, B]))  # one comparable round is not enough
     assert SpeedCheck(0.2).fails(single, exp) is None and SpeedCheck.not_judged(single, exp)
+
+
+def test_a_baseline_with_a_cost_in_each_state_judges_each_state_against_its_own():
+    """Rounds recorded in two states (three and two) keep a cost for each; a run in the second state is judged
+    against the second state's cost, a run in the first against the first's."""
+    recorded = timed([1.2, 1.21, 1.19, 1.5, 1.52], [A, A, A, B, B])
+    assert [round(o["cost"], 2) for o in recorded["others"]] == [1.51] and recorded["others"][0]["rounds"] == 2
+    exp = gate.expected_view(expected(make(sp=recorded)), "cpu-a")[0]
+    in_b = make(sp=timed([1.5] * 4, [B] * 4))  # the second state's usual cost: judged, green
+    assert SpeedCheck.not_judged(in_b, exp) is None and SpeedCheck(0.2).fails(in_b, exp) is None
+    slow_b = make(sp=timed([1.51 * 1.25] * 4, [B] * 4))
+    assert "(balance 0.24)" in SpeedCheck(0.2).fails(slow_b, exp) and "1.25x slower" in SpeedCheck(0.2).fails(
+        slow_b, exp
+    )
+    slow_a = make(sp=timed([1.5] * 4, [A] * 4))  # the second state's cost measured in the first: 25% slower, red
+    assert "(balance 0.45)" in SpeedCheck(0.2).fails(slow_a, exp)
+    third = make(sp=timed([1.2] * 4, [0.1] * 4))
+    why = SpeedCheck.not_judged(third, exp)
+    assert "0.45 and 0.24" in why and "--ptq-update-baselines" in why
+
+
+@given(st.lists(st.sampled_from([A, B, 0.1, 0.0]), min_size=1, max_size=12))
+def test_a_run_is_judged_against_the_held_state_with_most_of_its_rounds(balances):
+    """Whichever states a run's rounds fell in, it is judged on the held state with most of them (the recorded
+    state on a tie), and only when that state has at least two of its rounds."""
+    from whisper_ptq_bench.speed import against
+
+    held = timed([1.0] * 4 + [2.0] * 3, [A] * 4 + [B] * 3)
+    run = timed([1.0 if b == A else 2.0 if b == B else 9.0 for b in balances], balances)
+    judged = against(run, held)
+    counts = {A: balances.count(A), B: balances.count(B)}
+    if max(counts.values()) < 2:
+        assert judged is None
+    else:
+        state = A if counts[A] >= counts[B] else B
+        measured, ref = judged
+        assert np.isclose(ref["state"], state) and measured["rounds"] == counts[state]
+        assert np.isclose(measured["cost"], ref["cost"])  # same cost in the same state: no slowdown
 
 
 def test_speed_without_a_recorded_state_is_judged_on_every_round():

@@ -13,6 +13,7 @@ from pathlib import Path
 from whisper_ptq_bench.atomic import ReadOnlyError, atomic_write
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError, ConfigError
+from whisper_ptq_bench.speed import with_states
 
 SCHEMA = 2
 DEFAULT_TOLERANCES = {
@@ -193,6 +194,16 @@ def _check_fields(entry: dict, allowed: set[str], where: str) -> None:
             _number(speed["state"], where, "speed state")
             if speed["state"] <= 0:
                 raise BaselineError(f"{where}: speed state (memory/compute balance) must be positive")
+        others = speed.get("others", [])
+        if not isinstance(others, list):
+            raise BaselineError(f"{where}: speed others must be a list of {{state, cost, ci95, rounds}}")
+        for i, other in enumerate(others):
+            if not isinstance(other, dict) or not {"state", "cost"} <= set(other):
+                raise BaselineError(f"{where}: speed others[{i}] must hold 'state' and 'cost'")
+            for key in ("state", "cost"):
+                _number(other[key], where, f"speed others[{i}] {key}")
+                if other[key] <= 0:
+                    raise BaselineError(f"{where}: speed others[{i}] {key} must be positive, not {other[key]!r}")
 
 
 def _check_tolerances(tol, where: str) -> None:
@@ -293,6 +304,13 @@ def _round(entry: dict) -> dict:
         }
         if sp.get("state") is not None:  # the machine's memory/compute balance the cost was measured in
             out["speed"]["state"] = round(sp["state"], 4)
+            others = [  # the cost in further states (this recording's, or kept from one of the same environment)
+                {"state": round(o["state"], 4), "cost": round(o["cost"], 4)}
+                | {"ci95": [round(x, 4) for x in o.get("ci95", [])], "rounds": o.get("rounds", 0)}
+                for o in sp.get("others", [])
+            ]
+            if others:
+                out["speed"]["others"] = others
     return out
 
 
@@ -318,6 +336,11 @@ def merge(data: dict, entries: Iterable[tuple]) -> dict:
         if "tolerances" in old:
             new["tolerances"] = old["tolerances"]
         profiles = dict(old.get("profiles", {}))
+        earlier = profiles.get(pkey, {})
+        if "speed" in bound and "speed" in earlier and earlier.get("environment") == key:
+            # same machine profile, same libraries: the costs it measured in machine states this recording did
+            # not see stay (a recording sees the state the machine is in for its few rounds)
+            bound = {**bound, "speed": with_states(bound["speed"], earlier["speed"])}
         profiles[pkey] = _round({**bound, "environment": key})
         new["profiles"] = profiles
         data["cases"][cid] = new

@@ -216,8 +216,8 @@ class CompressionCheck:
 @dataclass
 class SpeedCheck:
     """Relative cost on the fixed workload (configuration time / fp32 time, interleaved rounds) against the
-    same machine profile's baseline, on the rounds measured in the baseline's machine state (memory/compute
-    balance, ``speed.REGIME_TOLERANCE``). ``tolerance`` is the slowdown the check exists to catch (0.2: 20%).
+    same machine profile's baseline, on the rounds measured in a machine state (memory/compute balance,
+    ``speed.REGIME_TOLERANCE``) the baseline holds a cost for. ``tolerance`` is the slowdown the check exists to catch (0.2: 20%).
     A measurement beyond a quarter of it is suspect and gets more rounds (``suspect``); the check fails when
     the slowdown is beyond three quarters of it (``FAIL_AT``) and its 95% interval excludes no change, so that
     a slowdown of the full tolerance is caught although a measurement of it scatters by a few percent.
@@ -236,7 +236,7 @@ class SpeedCheck:
     @staticmethod
     def not_judged(obtained: Obtained, expected: dict) -> str | None:
         """Why the speed cannot be compared with the baseline now: fewer than two rounds of this case were
-        measured in the machine state (memory/compute balance) the baseline was recorded in."""
+        measured in a machine state (memory/compute balance) the baseline holds a cost for."""
         old, new = expected["speed"], obtained.speed
         if not new or sp.against(new, old) is not None:
             return None
@@ -245,29 +245,34 @@ class SpeedCheck:
             if new.get("state") is not None
             else "changed during every round timed for this configuration"
         )
+        recorded = " and ".join(f"{ref['state']:.2f}" for ref in sp.references(old))
         return (
-            f"speed not judged: the machine's memory/compute balance {now}, "
-            f"{old['state']:.2f} when the baseline was recorded (beyond {sp.REGIME_TOLERANCE:.0%}); in another state "
-            "weight-only configurations run 20-30% slower or faster relative to fp32 with nothing changed "
-            "(README, Speed). Rerun later, or record this machine's baseline again"
+            f"speed not judged: the machine's memory/compute balance {now}; the baseline holds costs for "
+            f"{recorded} (a state is within {sp.REGIME_TOLERANCE:.0%}). In another state weight-only "
+            "configurations run 20-30% slower or faster relative to fp32 with nothing changed (README, Speed). "
+            "Rerun later, or run --ptq-update-baselines in this state: a recording keeps the costs of the other "
+            "states measured with the same libraries on this machine profile"
         )
 
     def fails(self, obtained: Obtained, expected: dict) -> str | None:
         old, new = expected["speed"], obtained.speed
-        if not new:
+        judged = sp.against(new, old) if new else None
+        if judged is None:
             return None
-        new = sp.against(new, old)
-        if new is None:
-            return None
-        slowdown = new["cost"] / old["cost"]
-        low, high = (x / old["cost"] for x in new["ci95"])
-        where = " in the baseline's machine state" if old.get("state") else ""
+        new, ref = judged
+        slowdown = new["cost"] / ref["cost"]
+        low, high = (x / ref["cost"] for x in new["ci95"])
+        where = (
+            f" in the machine state the baseline measured it in (balance {ref['state']:.2f})"
+            if ref.get("state")
+            else ""
+        )
         if slowdown > 1 + self.FAIL_AT * self.tolerance and low > 1:
             return (
                 f"speed: {slowdown:.2f}x slower than its baseline on the fixed workload relative to fp32 "
-                f"(cost {old['cost']:.3f} -> {new['cost']:.3f} of fp32's time, 95% CI of the slowdown "
+                f"(cost {ref['cost']:.3f} -> {new['cost']:.3f} of fp32's time, 95% CI of the slowdown "
                 f"[{low:.2f}, {high:.2f}], {new['rounds']} interleaved rounds{where}; speed-up over fp32 "
-                f"{1 / old['cost']:.2f}x -> {1 / new['cost']:.2f}x)"
+                f"{1 / ref['cost']:.2f}x -> {1 / new['cost']:.2f}x)"
             )
         return None
 
@@ -276,8 +281,8 @@ class SpeedCheck:
         the tolerance. With a case's few rounds the interval is wide, so a real slowdown of the full tolerance
         often has one round near no change; the confirmation rounds decide, on the pooled rounds."""
         old, new = expected["speed"], obtained.speed
-        new = sp.against(new, old) if new else None
-        return bool(new) and new["cost"] / old["cost"] > 1 + self.tolerance / 4
+        judged = sp.against(new, old) if new else None
+        return judged is not None and judged[0]["cost"] / judged[1]["cost"] > 1 + self.tolerance / 4
 
 
 @dataclass

@@ -24,6 +24,8 @@ FOREIGN_LOAD = 0.10
 #: 3.06 and 1.55 (streaming about twice as fast), and weight-only configurations of three libraries 16-25%
 #: slower relative to fp32 in the second; within a state 90% of readings lay within about 8% of its median.
 REGIME_TOLERANCE = 0.25
+#: Rounds in a state below which its cost is neither recorded nor judged.
+MIN_STATE_ROUNDS = 2
 
 
 def states(values) -> list[tuple[float, np.ndarray]]:
@@ -184,10 +186,17 @@ class Timing:
         return float(low), float(high)
 
     def as_dict(self) -> dict:
-        """Cost and interval over the rounds of the dominant machine state; every round's times and balance."""
+        """Cost and interval over the rounds of the dominant machine state; every round's times and balance;
+        in ``others`` the cost of each further state with at least two rounds (a baseline keeps them)."""
         main = self.dominant()
         cost = main.cost
         low, high = main.interval()
+        others = []
+        if len(self.balance) == len(self.fp32):
+            for state, _ in states(self.balance)[1:]:
+                part = self.in_state(state)
+                if len(part.fp32) >= MIN_STATE_ROUNDS:
+                    others.append(part.reference(state))
         return {
             "cost": cost,
             "ci95": [low, high],
@@ -195,6 +204,7 @@ class Timing:
             "rounds": len(self.ratios),
             "state": self.state,
             "state_rounds": len(main.ratios),
+            "others": others,
             "balance": [round(x, 4) for x in self.balance],
             "fp32_s": [round(x, 5) for x in self.fp32],
             "config_s": [round(x, 5) for x in self.config],
@@ -203,6 +213,11 @@ class Timing:
             "steady": self.steady,
             "workload": self.workload,
         }
+
+    def reference(self, state: float | None) -> dict:
+        """These rounds as one state's reference: its balance, cost, interval and number of rounds."""
+        low, high = self.interval()
+        return {"state": state, "cost": self.cost, "ci95": [low, high], "rounds": len(self.fp32)}
 
 
 def interleaved(
@@ -263,14 +278,41 @@ def pooled(earlier: Timing | None, now: Timing) -> Timing:
     )
 
 
-def against(new: dict, old: dict) -> dict | None:
-    """``new`` (a speed entry) restricted to its rounds in the machine state of ``old`` (a baseline's): cost,
-    ci95 and rounds of those rounds; ``new`` unchanged when either was not probed; None when fewer than two of
-    its rounds were in that state (then the two are not comparable)."""
+def references(old: dict) -> list[dict]:
+    """The states a speed baseline holds a cost for: its recorded state first, then ``others``."""
+    return [old, *old.get("others", [])]
+
+
+def against(new: dict, old: dict) -> tuple[dict, dict] | None:
+    """``new`` (a speed entry) restricted to its rounds in one of the machine states ``old`` (a baseline's) holds a
+    cost for, and that state's reference (state, cost, ci95, rounds): the state with most of ``new``'s rounds, the
+    recorded one on a tie. Unrestricted, against ``old`` itself, when either was not probed; None when no state
+    of ``old`` has two of ``new``'s rounds (then the two are not comparable)."""
     if old.get("state") is None or len(new.get("balance") or []) != len(new.get("fp32_s") or [None]):
-        return new
-    same = Timing(list(new["fp32_s"]), list(new["config_s"]), balance=list(new["balance"])).in_state(old["state"])
-    if len(same.fp32) < 2:
+        return new, old
+    timing = Timing(list(new["fp32_s"]), list(new["config_s"]), balance=list(new["balance"]))
+    best = max(
+        ((timing.in_state(ref["state"]), ref) for ref in references(old) if ref.get("state")),
+        key=lambda pair: len(pair[0].fp32),
+    )  # max keeps the first of equals: the recorded state
+    same, ref = best
+    if len(same.fp32) < MIN_STATE_ROUNDS:
         return None
     low, high = same.interval()
-    return {**new, "cost": same.cost, "ci95": [low, high], "rounds": len(same.fp32)}
+    return {**new, "cost": same.cost, "ci95": [low, high], "rounds": len(same.fp32), "state": ref["state"]}, ref
+
+
+def with_states(primary: dict, extra: dict) -> dict:
+    """``primary`` (a speed entry) with the states of ``extra`` that ``primary`` holds no cost for added to its
+    ``others``: what a recording in one machine state keeps of an earlier one (same profile and versions)
+    in another."""
+    if primary.get("state") is None:
+        return primary
+    held = [ref["state"] for ref in references(primary)]
+    others = list(primary.get("others", []))
+    for ref in references(extra):
+        state = ref.get("state")
+        if state and not any(in_state([state], h)[0] for h in held):
+            others.append({k: ref[k] for k in ("state", "cost", "ci95", "rounds") if k in ref})
+            held.append(state)
+    return {**primary, "others": others}
