@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -379,3 +380,28 @@ def test_steadiness_is_judged_on_the_latest_rounds_not_on_drift_between_cases():
     assert both.steady and len(both.ratios) == 6 and np.isclose(both.cost, 0.8, rtol=0.01)
     disturbed = pooled(earlier, Timing(fp32=[1.0, 1.6, 1.0], config=[0.8, 1.3, 0.8]))
     assert not disturbed.steady
+
+
+@pytest.mark.parametrize(
+    ("steady", "other", "suspect", "calls", "kept"),
+    [
+        ([True], False, False, [(True, 3)], 3),
+        ([False, True], False, False, [(True, 3), (False, 3)], 3),  # disturbed: timed once more, instead
+        ([True, True], True, False, [(True, 3), (False, 3)], 6),  # another machine state: one more set, pooled
+        ([True, True], False, True, [(True, 3), (False, 9)], 12),  # suspect: confirmed on 3x more rounds, pooled
+        ([True, True, True], True, True, [(True, 3), (False, 3), (False, 9)], 15),
+        ([False, False], False, True, [(True, 3), (False, 3)], 3),  # still disturbed: never confirmed
+    ],
+)
+def test_a_case_is_timed_again_when_disturbed_in_another_state_or_suspect(steady, other, suspect, calls, kept):
+    from whisper_ptq_bench.speed import time_case
+
+    made = []
+
+    def measure(first, n):
+        made.append((first, n))
+        ok = steady[len(made) - 1]
+        return Timing(fp32=[1.0] * n if ok else [1.0, 2.0] * (n // 2) + [1.0] * (n % 2), config=[1.0] * n)
+
+    timing = time_case(measure, 3, None, lambda t: other, lambda t: suspect)
+    assert made == calls and len(timing.fp32) == kept and timing.steady == steady[-1]

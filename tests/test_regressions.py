@@ -291,9 +291,10 @@ def check_dequant_gemm(small, base, patched, reg):
 
 
 def check_slow_fallback(small, base, patched, reg):
-    """Bit-identical numbers, slower forward.  Measured for hqq-double-dequant on 2 CPU cores (one thread):
-    decoder.layers.0.fc1 (int4 g64) takes 1.36-1.46x as long at 1-4 tokens, where dequantization dominates
-    (about 105 us -> 145 us), and about 1.1x at 1500 encoder frames, where the matmul dominates."""
+    """Bit-identical numbers, slower forward.  Measured on 2 CPU cores (one thread) with the weight dequantized
+    twice per call: decoder.layers.0.fc1 (int4 g64) took 1.36-1.46x as long at 1-4 tokens, where dequantization
+    dominates (about 105 us -> 145 us), and about 1.1x at 1500 encoder frames, where the matmul dominates; the
+    catalogue's hqq-redundant-dequant dequantizes three times."""
     assert _same_tensors(patched.weights, base.weights) and _same_tensors(patched.outs, base.outs)
     assert torch.equal(patched.logits, base.logits)
     slow_module = patched.model.get_submodule(PROBED)

@@ -61,14 +61,30 @@ def _harness(options, shared):
 
 
 def _run(harness, model: str, corpus: str, config: QuantConfig):
-    """(failures, error) of one case."""
+    """(failures, error, what a green case measured and warned) of one case."""
     from whisper_ptq_bench.runner import QuantizationFailed
 
     try:
         result = harness.run_case(model, corpus, config)
     except QuantizationFailed as err:
-        return [], str(err)
-    return result.failures, None
+        return [], str(err), ""
+    return result.failures, None, _measured(harness, result)
+
+
+def _measured(harness, result) -> str:
+    """For a case that stayed green: its warnings and its speed against the baseline, so that a miss says why."""
+    from whisper_ptq_bench import speed as sp
+
+    parts = list(result.warnings)
+    known = harness._speed_baseline(result)
+    judged = sp.against(result.speed, known[0]["speed"]) if known and result.speed else None
+    if judged:
+        new, ref = judged
+        parts.append(
+            f"speed {new['cost'] / ref['cost']:.3f}x its baseline ({new['rounds']} rounds, 95% CI "
+            f"[{new['ci95'][0] / ref['cost']:.3f}, {new['ci95'][1] / ref['cost']:.3f}])"
+        )
+    return _first_line(parts)
 
 
 def run(
@@ -94,7 +110,7 @@ def run(
         if reason:
             green[config.id] = (False, f"skipped: {reason}")
             continue
-        failures, error = _run(control, model, corpus, config)
+        failures, error, _ = _run(control, model, corpus, config)
         green[config.id] = (not failures and not error, _first_line(failures or [error or ""]))
         echo(f"control {config.id}: {'green' if green[config.id][0] else 'RED ' + green[config.id][1]}")
     rows = []
@@ -119,7 +135,7 @@ def run(
                 continue
             start = time.perf_counter()
             with reg.patch():
-                failures, error = _run(harness, model, corpus, config)
+                failures, error, measured = _run(harness, model, corpus, config)
             seconds = time.perf_counter() - start
             if error:
                 row = Row(
@@ -130,7 +146,7 @@ def run(
                     reg.name, reg.kind, reg.library, case, "caught", checks_of(failures), _first_line(failures), seconds
                 )
             else:
-                row = Row(reg.name, reg.kind, reg.library, case, "missed", [], "", seconds)
+                row = Row(reg.name, reg.kind, reg.library, case, "missed", [], measured, seconds)
             rows.append(row)
             echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
             harness._quantized = harness._quantized_key = None  # never reuse a copy made under a patch

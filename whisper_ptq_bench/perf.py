@@ -239,8 +239,7 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
             pass
 
     from whisper_ptq_bench.checks import Obtained
-    from whisper_ptq_bench.runner import CONFIRM_FACTOR
-    from whisper_ptq_bench.speed import against, balance, pooled, references, with_states
+    from whisper_ptq_bench.speed import against, balance, pooled, references, time_case, with_states
 
     def probe(timing) -> Obtained:
         return Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
@@ -262,30 +261,23 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
         ).as_dict()
 
     def judged_case(config_fn, earlier):
-        """One case as the harness times and judges it: its rounds (re-timed once if disturbed, timed again if
-        in another machine state than the baseline holds), pooled with the configuration's earlier steady rounds,
-        confirmed by CONFIRM_FACTOR x more rounds when suspect. A case in a state the baseline holds no cost for
-        has one recorded there, as a second update run on the same machine and libraries keeps it, and is
-        judged against it."""
-        timing = interleaved(fp32, config_fn, rounds, warm_up=earlier is None, probe=balance)
+        """One case timed as the harness times it (``speed.time_case``) and judged. A case in a state the baseline
+        holds no cost for has one recorded there, as a second update run on the same machine and libraries keeps
+        it, and is judged against it."""
+
+        def measure(first: bool, n: int):
+            return interleaved(fp32, config_fn, n, warm_up=first and earlier is None, probe=balance)
+
+        timing = time_case(measure, rounds, earlier, lambda t: other_state(t, held[0]), lambda t: suspect(t, held[0]))
         if not timing.steady:
-            timing = interleaved(fp32, config_fn, rounds, warm_up=False, probe=balance)
-            if not timing.steady:
-                return "not judged", earlier
-        elif other_state(pooled(earlier, timing), held[0]):
-            timing = pooled(timing, interleaved(fp32, config_fn, rounds, warm_up=False, probe=balance))
-        if other_state(pooled(earlier, timing), held[0]):
+            return "not judged", earlier
+        total = pooled(earlier, timing)
+        if other_state(total, held[0]):
             held[0] = with_states(held[0], record())
             result.states_recorded = len(references(held[0]))
-        if other_state(pooled(earlier, timing), held[0]):
+        if other_state(total, held[0]):
             result.other_state += 1
             return "not judged", earlier
-        if suspect(pooled(earlier, timing), held[0]):
-            more = interleaved(fp32, config_fn, CONFIRM_FACTOR * rounds, warm_up=False, probe=balance)
-            if not more.steady:
-                return "not judged", earlier
-            timing = pooled(timing, more)
-        total = pooled(earlier, timing)
         measured, ref = against(total.as_dict(), held[0])
         result.ratios.append((config_fn is slowed, round(measured["cost"] / ref["cost"], 4)))
         return ("fail" if fails(total, held[0]) else "pass"), total

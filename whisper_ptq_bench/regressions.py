@@ -212,13 +212,16 @@ def _hqq_nan_smallest_range() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hqq_double_dequant() -> Iterator[None]:
-    """hqq.core.quantize.HQQLinear.matmul: the weight is dequantized twice per call (same result, more work)."""
+def _hqq_redundant_dequant() -> Iterator[None]:
+    """hqq.core.quantize.HQQLinear.matmul: the weight is dequantized three times per call (same result, more work).
+    Dequantizing twice made the fixed workload (encoder-dominated, where the matmul outweighs dequantization)
+    only 1.13x slower in the machine's usual state: under the 20% the speed check exists to catch."""
     import torch
 
     q = _module("hqq.core.quantize")
 
     def matmul(self, x, transpose=True):
+        self.dequantize()
         self.dequantize()
         weight = self.dequantize()
         return torch.matmul(x, weight.t() if transpose else weight)
@@ -538,14 +541,14 @@ CATALOGUE: tuple[Regression, ...] = (
         patch=_hqq_nan_smallest_range,
     ),
     Regression(
-        name="hqq-double-dequant",
+        name="hqq-redundant-dequant",
         kind="slow-fallback",
         library="hqq",
         configs=_first("hqq.w-int4.g64.asym", _HQQ),
         models_on="hqq's no-cache matmul paths ('No cache: less memory, slower', HQQMatmulNoCache* behind "
-        "HQQBackend.PYTORCH), which re-dequantize on every call; here the weight is dequantized twice per call.",
+        "HQQBackend.PYTORCH), which re-dequantize on every call; here the weight is dequantized three times per call.",
         expect="speed",
-        patch=_hqq_double_dequant,
+        patch=_hqq_redundant_dequant,
     ),
     Regression(
         name="hqq-meta-float64",

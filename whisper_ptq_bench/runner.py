@@ -44,9 +44,6 @@ from whisper_ptq_bench.transcribe import (
 
 log = logging.getLogger(__name__)
 
-#: A speed slowdown beyond the threshold is re-timed with this many times ``rounds`` more rounds before it fails.
-CONFIRM_FACTOR = 3
-
 LIBRARIES = ("torch", "transformers", "optimum-quanto", "hqq", "bitsandbytes", "torchao")
 
 
@@ -535,28 +532,24 @@ class Harness:
         earlier = self.timings.get(key)
         with self.phase("timing"):
 
-            def measure(bench, rounds: int) -> sp.Timing:
+            def measure(first: bool, rounds: int) -> sp.Timing:  # the case's first rounds are pytest-benchmark's
                 return sp.interleaved(
                     lambda: work.run(fp32_model, device),
                     lambda: work.run(q.model, device),
                     rounds,
-                    bench,
+                    benchmark if first else None,
                     work.describe(),
                     warm_up=earlier is None,
                     probe=sp.balance if device == "cpu" else None,
                 )
 
-            timing = measure(benchmark, self.options.rounds)
-            if not timing.steady:  # disturbed by something else on the machine: one more try
-                timing = measure(None, self.options.rounds)
-            elif self._other_state(result, sp.pooled(earlier, timing)):
-                # the machine is in another memory/compute state than at baseline (such states last seconds to
-                # minutes): more rounds, judged on those in the baseline's state
-                timing = sp.pooled(timing, measure(None, self.options.rounds))
-            if timing.steady and self._speed_suspect(result, sp.pooled(earlier, timing)):
-                # a suspected slowdown is judged on more rounds: confirmed (red) or cleared
-                more = measure(None, CONFIRM_FACTOR * self.options.rounds)
-                timing = sp.pooled(timing, more)  # steadiness is the confirmation's: disturbed, it is not judged
+            timing = sp.time_case(
+                measure,
+                self.options.rounds,
+                earlier,
+                lambda t: self._other_state(result, t),
+                lambda t: self._speed_suspect(result, t),
+            )
         self.readings += timing.balance
         if timing.steady:
             self.timings[key] = sp.pooled(earlier, timing)

@@ -26,6 +26,8 @@ FOREIGN_LOAD = 0.10
 REGIME_TOLERANCE = 0.25
 #: Rounds in a state below which its cost is neither recorded nor judged.
 MIN_STATE_ROUNDS = 2
+#: A suspect slowdown is re-timed with this many times ``rounds`` more rounds before it is judged.
+CONFIRM_FACTOR = 3
 
 
 def states(values) -> list[tuple[float, np.ndarray]]:
@@ -259,6 +261,25 @@ def interleaved(
     if probe is not None:
         reads.append(probe())
         timing.balance = [a if in_state([b], a)[0] else 0.0 for a, b in zip(reads, reads[1:])]
+    return timing
+
+
+def time_case(measure, rounds: int, earlier: Timing | None, other_state, suspect) -> Timing:
+    """One case's timing as the harness takes it (and ``whisper-ptq-bench perf --speed-trials`` judges it):
+    ``measure(benchmark_or_None, n)`` times n interleaved rounds. Its rounds, timed once more (without the
+    benchmark fixture) when disturbed; when they are steady but ``other_state(pooled)`` (outside the machine state
+    the baseline holds, or when recording outside the session's usual one), one more set pooled with them; when
+    steady and ``suspect(pooled)`` (a slowdown beyond a quarter of the tolerance), CONFIRM_FACTOR x more rounds
+    pooled with them, whose steadiness then decides whether the case is judged. ``pooled`` is the rounds with the
+    configuration's ``earlier`` steady ones; the case's own rounds are returned."""
+    timing = measure(True, rounds)
+    if not timing.steady:  # disturbed by something else on the machine: one more try
+        timing = measure(False, rounds)
+    elif other_state(pooled(earlier, timing)):
+        # another memory/compute state than at baseline (such states last seconds to minutes): more rounds
+        timing = pooled(timing, measure(False, rounds))
+    if timing.steady and suspect(pooled(earlier, timing)):
+        timing = pooled(timing, measure(False, CONFIRM_FACTOR * rounds))  # confirmed (red) or cleared
     return timing
 
 
