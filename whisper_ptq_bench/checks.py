@@ -256,12 +256,10 @@ class SpeedCheck:
 
     def fails(self, obtained: Obtained, expected: dict) -> str | None:
         old, new = expected["speed"], obtained.speed
-        judged = sp.against(new, old) if new else None
+        judged = sp.slowdown(new, old) if new else None
         if judged is None:
             return None
-        new, ref = judged
-        slowdown = new["cost"] / ref["cost"]
-        low, high = (x / ref["cost"] for x in new["ci95"])
+        slowdown, low, high, new, ref = judged
         where = (
             f" in the machine state the baseline measured it in (balance {ref['state']:.2f})"
             if ref.get("state")
@@ -281,8 +279,8 @@ class SpeedCheck:
         the tolerance. With a case's few rounds the interval is wide, so a real slowdown of the full tolerance
         often has one round near no change; the confirmation rounds decide, on the pooled rounds."""
         old, new = expected["speed"], obtained.speed
-        judged = sp.against(new, old) if new else None
-        return judged is not None and judged[0]["cost"] / judged[1]["cost"] > 1 + self.tolerance / 4
+        judged = sp.slowdown(new, old) if new else None
+        return judged is not None and judged[0] > 1 + self.tolerance / 4
 
 
 @dataclass

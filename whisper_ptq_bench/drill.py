@@ -77,13 +77,10 @@ def _measured(harness, result) -> str:
 
     parts = list(result.warnings)
     known = harness._speed_baseline(result)
-    judged = sp.against(result.speed, known[0]["speed"]) if known and result.speed else None
+    judged = sp.slowdown(result.speed, known[0]["speed"]) if known and result.speed else None
     if judged:
-        new, ref = judged
-        parts.append(
-            f"speed {new['cost'] / ref['cost']:.3f}x its baseline ({new['rounds']} rounds, 95% CI "
-            f"[{new['ci95'][0] / ref['cost']:.3f}, {new['ci95'][1] / ref['cost']:.3f}])"
-        )
+        ratio, low, high, new, _ = judged
+        parts.append(f"speed {ratio:.3f}x its baseline ({new['rounds']} rounds, 95% CI [{low:.3f}, {high:.3f}])")
     return _first_line(parts)
 
 

@@ -239,7 +239,8 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
             pass
 
     from whisper_ptq_bench.checks import Obtained
-    from whisper_ptq_bench.speed import against, balance, pooled, references, time_case, with_states
+    from whisper_ptq_bench.speed import balance, pooled, references, time_case, with_states
+    from whisper_ptq_bench.speed import slowdown as slowdown_of
 
     def probe(timing) -> Obtained:
         return Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
@@ -278,8 +279,8 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
         if other_state(total, held[0]):
             result.other_state += 1
             return "not judged", earlier
-        measured, ref = against(total.as_dict(), held[0])
-        result.ratios.append((config_fn is slowed, round(measured["cost"] / ref["cost"], 4)))
+        ratio = slowdown_of(total.as_dict(), held[0])[0]
+        result.ratios.append((config_fn is slowed, round(ratio, 4)))
         return ("fail" if fails(total, held[0]) else "pass"), total
 
     def trial(config_fn) -> list[str]:

@@ -323,6 +323,17 @@ def against(new: dict, old: dict) -> tuple[dict, dict] | None:
     return {**new, "cost": same.cost, "ci95": [low, high], "rounds": len(same.fp32), "state": ref["state"]}, ref
 
 
+def slowdown(new: dict, old: dict) -> tuple[float, float, float, dict, dict] | None:
+    """(slowdown, its 95% CI low, high, ``new`` restricted as in ``against``, the reference it is measured
+    against): ``new``'s cost over the held state's; None when not comparable."""
+    judged = against(new, old)
+    if judged is None:
+        return None
+    same, ref = judged
+    low, high = (x / ref["cost"] for x in same["ci95"])
+    return same["cost"] / ref["cost"], low, high, same, ref
+
+
 def with_states(primary: dict, extra: dict) -> dict:
     """``primary`` (a speed entry) with the states of ``extra`` that ``primary`` holds no cost for added to its
     ``others``: what a recording in one machine state keeps of an earlier one (same profile and versions)
