@@ -115,11 +115,48 @@ def test_registry_holds_every_library_and_refuses_unknown_names():
         ("quanto.w-int4.g64.asym", "cpu", "group of 128"),
         ("bnb.w-nf4.g48.sym", "cpu", "absmax blocks"),
         ("hqq.w-int4.tensor.asym", "cpu", "not per tensor"),
+        ("hqq.w-int3.g64.asym.backend=torchao_int4", "cuda", "torchao_int4 backend is int4"),
+        ("hqq.w-int4.g16.asym.backend=torchao_int4", "cuda", "group size 32, 64, 128 or 256"),
+        ("hqq.w-int8.g64.asym.backend=bitblas", "cuda", "bitblas backend takes int4, int2 or int1"),
     ],
 )
 def test_unsupported_configurations_say_why(config_id, device, fragment):
     config = QuantConfig.from_id(config_id)
     assert fragment in get_backend(config.backend).unsupported(config, device)
+
+
+@pytest.mark.parametrize("kernel, dtype", [(None, torch.float32), ("torchao_int4", torch.bfloat16)])
+def test_hqq_layers_compute_in_the_dtype_the_whole_model_runs_in(small, monkeypatch, kernel, dtype):
+    """HQQ's layers do not cast their input: a float16 layer in a float32 model fails at its first matmul (what
+    CUDA runs did before), and torchao_int4 takes bfloat16 only. The kernel swap itself needs CUDA; here it is
+    recorded, and the model must already run in the kernel's dtype through HQQ's own PyTorch path."""
+    import hqq.utils.patching
+
+    swapped = []
+    monkeypatch.setattr(hqq.utils.patching, "prepare_for_inference", lambda model, backend: swapped.append(backend))
+    config = QuantConfig.from_id("hqq.w-int4.g64.asym" + (f".backend={kernel}" if kernel else ""))
+    model = copy.deepcopy(small)
+    quantized = get_backend("hqq").quantize(model, config, sc.select(model), "cpu", None)
+    assert swapped == ([kernel] if kernel else [])
+    layers = [m for m in quantized.modules() if type(m).__name__ == "HQQLinear"]
+    assert layers and {m.compute_dtype for m in layers} == {dtype}
+    assert {p.dtype for p in quantized.parameters() if p.is_floating_point()} <= {dtype}
+    with torch.no_grad():
+        out = quantized(input_features=FEATS.to(dtype), decoder_input_ids=IDS).logits
+    assert torch.isfinite(out).all()
+
+
+def test_torchao_tinygemm_names_its_packing_format():
+    """torchao's default int4 format changes between releases (0.18: "plain", which needs the mslk package and
+    failed on an H200); the tinygemm option must ask for tinygemm's format itself."""
+    import dataclasses
+
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    made = get_backend("torchao")._config(QuantConfig.from_id("torchao.w-int4.g128.asym.kernel=tinygemm"))
+    assert isinstance(made, Int4WeightOnlyConfig) and made.group_size == 128
+    if "int4_packing_format" in {f.name for f in dataclasses.fields(Int4WeightOnlyConfig)}:
+        assert made.int4_packing_format == "tile_packed_to_4d"
 
 
 @pytest.mark.gpu
@@ -134,6 +171,7 @@ def test_unsupported_configurations_say_why(config_id, device, fragment):
         "bnb.dyn-int8.a-int8.channel.sym.threshold=6",
         "quanto.w-int4.g128.asym",
         "torchao.w-int4.g128.asym.kernel=tinygemm",
+        "hqq.w-int4.g64.asym",
         "hqq.w-int4.g64.asym.backend=torchao_int4",
     ],
 )

@@ -98,3 +98,26 @@ def test_offline_pins_match_the_installed_packages():
             assert hashlib.sha256(data).hexdigest() == pinned, f"{name}: {pkg}/{rel}"
             whole.update(data)
         assert whole.hexdigest() == ckpt.sha256, f"{name}: model.bin (parts concatenated)"
+
+
+def test_random_whisper_tool_writes_a_loadable_model_of_the_named_shape(tiny_en, tmp_path):
+    """tools/random_whisper (GPU runners without hub access): the study's layer shapes, the tokenizer reused."""
+    from tools.random_whisper import SHAPES, main
+
+    tiny_en.model.save_pretrained(tmp_path / "src")
+    tiny_en.processor.save_pretrained(tmp_path / "src")
+    tiny_en.generation_config.save_pretrained(tmp_path / "src")
+    assert main([str(tmp_path / "src"), str(tmp_path / "out"), "--shape", "base", "--seed", "3"]) == 0
+    loaded = load(str(tmp_path / "out"))
+    d_model, layers, heads, ffn, _ = SHAPES["base"]
+    config = loaded.model.config
+    assert (config.d_model, config.encoder_layers, config.decoder_layers, config.encoder_attention_heads) == (
+        d_model,
+        layers,
+        layers,
+        heads,
+    )
+    assert config.decoder_ffn_dim == ffn and config.vocab_size == tiny_en.model.config.vocab_size
+    assert loaded.processor.tokenizer.decode([50257]) == tiny_en.processor.tokenizer.decode([50257])
+    with pytest.raises(SystemExit, match="choose one of"):
+        main([str(tmp_path / "src"), str(tmp_path / "bad"), "--shape", "huge"])

@@ -11,6 +11,10 @@ from whisper_ptq_bench.backends.base import Backend, register, replace_module
 _BITS = {"int8": 8, "int4": 4, "int3": 3, "int2": 2, "int1": 1}
 #: GPU inference kernels of HQQ, chosen with option backend=...; CPU always runs the pure PyTorch path.
 GPU_BACKENDS = ("torchao_int4", "gemlite", "bitblas")
+#: The dtype each kernel computes in. HQQ's layers do not cast their input, so the whole model runs in it:
+#: torchao_int4 (torch's tinygemm) takes bfloat16 only, gemlite and bitblas float16. Without a kernel the
+#: layers compute in float32 like the rest of the model (a float16 layer in a float32 model fails).
+KERNEL_DTYPES = {"torchao_int4": "bfloat16", "gemlite": "float16", "bitblas": "float16"}
 
 
 @register
@@ -35,6 +39,14 @@ class Hqq(Backend):
         if kernel is not None:
             if not device.startswith("cuda"):
                 return f"hqq: the {kernel} backend needs a CUDA device"
+            if kernel == "torchao_int4" and (
+                config.weight != "int4"
+                or config.granularity == "per-group"
+                and config.group_size not in (32, 64, 128, 256)
+            ):
+                return "hqq: the torchao_int4 backend is int4 with group size 32, 64, 128 or 256 (or per channel)"
+            if kernel == "bitblas" and config.weight not in ("int4", "int2", "int1"):
+                return "hqq: the bitblas backend takes int4, int2 or int1 weights"
         return None
 
     def quantize(self, model, config, scope, device, calibrate=None):
@@ -44,11 +56,12 @@ class Hqq(Backend):
         HQQLinear.set_backend(HQQBackend.PYTORCH)
         group = config.group_size if config.granularity == "per-group" else None
         qcfg = BaseQuantizeConfig(nbits=_BITS[config.weight], group_size=group, axis=1)
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        kernel = config.option("backend")
+        dtype = getattr(torch, KERNEL_DTYPES.get(kernel, "float32"))
+        model.to(dtype)
         for name in scope:
             layer = HQQLinear(model.get_submodule(name), qcfg, compute_dtype=dtype, device=device, del_orig=True)
             replace_module(model, name, layer)
-        kernel = config.option("backend")
         if kernel:
             from hqq.utils.patching import prepare_for_inference
 

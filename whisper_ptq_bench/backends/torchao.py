@@ -54,7 +54,13 @@ class TorchAo(Backend):
         )
 
         if config.option("kernel") == "tinygemm":
-            return Int4WeightOnlyConfig(group_size=config.group_size)
+            # The format is named: since 0.13 torchao's default int4 format changes between releases (0.18:
+            # "plain", which needs the mslk package), and the option means torch's tinygemm kernel.
+            import dataclasses
+
+            if "int4_packing_format" not in {f.name for f in dataclasses.fields(Int4WeightOnlyConfig)}:
+                return Int4WeightOnlyConfig(group_size=config.group_size)  # before 0.13: tinygemm's layout only
+            return Int4WeightOnlyConfig(group_size=config.group_size, int4_packing_format="tile_packed_to_4d")
         gran = {"per-tensor": PerTensor(), "per-channel": PerRow()}.get(config.granularity)
         if config.scheme == "dynamic":
             return Int8DynamicActivationInt8WeightConfig(granularity=gran)
@@ -69,9 +75,14 @@ class TorchAo(Backend):
         )
 
     def quantize(self, model, config, scope, device, calibrate=None):
+        import torch
         from torchao.quantization import quantize_
 
         wanted = set(scope)
+        if config.option("kernel") == "tinygemm":
+            # tinygemm packs bfloat16 weights only; it casts activations to bfloat16 and its output back
+            for name in scope:
+                model.get_submodule(name).to(torch.bfloat16)
         quantize_(model, self._config(config), filter_fn=lambda module, fqn: fqn in wanted)
         return model
 
