@@ -121,3 +121,50 @@ def test_random_whisper_tool_writes_a_loadable_model_of_the_named_shape(tiny_en,
     assert loaded.processor.tokenizer.decode([50257]) == tiny_en.processor.tokenizer.decode([50257])
     with pytest.raises(SystemExit, match="choose one of"):
         main([str(tmp_path / "src"), str(tmp_path / "bad"), "--shape", "huge"])
+
+
+def test_gpu_check_script_runs_its_steps_end_to_end_on_cpu(tiny_en, tmp_path):
+    """tools/gpu_check.sh with DEVICE=cpu, a tiny random model and fp32 only: every step runs, the recording
+    writes the GPU baselines file, and the output folder holds what the script says it does."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tiny_en.processor.save_pretrained(tmp_path / "tok")
+    tiny_en.generation_config.save_pretrained(tmp_path / "tok")
+    tiny_en.model.config.save_pretrained(tmp_path / "tok")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "TMPDIR": str(tmp_path),
+        "DEVICE": "cpu",
+        "SHAPE": "tiny",
+        "UTTERANCES": "1",
+        "MATRIX": "fp32",
+        "CHECK_S": "0",
+    }
+    done = subprocess.run(
+        ["bash", "tools/gpu_check.sh", str(tmp_path / "tok"), str(tmp_path / "out")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "baselines-gpu.json",
+        "gpu-tests.log",
+        "record.json",
+        "record.log",
+        "versions.txt",
+    ]
+    versions = (out / "versions.txt").read_text()
+    assert "wrote a random tiny Whisper" in versions and "quanto CUDA extension build: exit" in versions
+    assert "1 passed" in (out / "record.log").read_text()
+    cases = json.loads((out / "baselines-gpu.json").read_text())["cases"]
+    assert [c.rsplit("/", 1)[-1] for c in cases] == ["fp32"]
