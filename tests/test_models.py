@@ -100,14 +100,20 @@ def test_offline_pins_match_the_installed_packages():
         assert whole.hexdigest() == ckpt.sha256, f"{name}: model.bin (parts concatenated)"
 
 
-def test_random_whisper_tool_writes_a_loadable_model_of_the_named_shape(tiny_en, tmp_path):
+@pytest.fixture
+def whisper_files(tiny_en, tmp_path):
+    """A Whisper directory without weights (architecture, tokenizer, features, generation): what
+    tools/random_whisper reads."""
+    for part in (tiny_en.model.config, tiny_en.processor, tiny_en.generation_config):
+        part.save_pretrained(tmp_path / "src")
+    return tmp_path / "src"
+
+
+def test_random_whisper_tool_writes_a_loadable_model_of_the_named_shape(tiny_en, whisper_files, tmp_path):
     """tools/random_whisper (GPU runners without hub access): the study's layer shapes, the tokenizer reused."""
     from tools.random_whisper import SHAPES, main
 
-    tiny_en.model.save_pretrained(tmp_path / "src")
-    tiny_en.processor.save_pretrained(tmp_path / "src")
-    tiny_en.generation_config.save_pretrained(tmp_path / "src")
-    assert main([str(tmp_path / "src"), str(tmp_path / "out"), "--shape", "base", "--seed", "3"]) == 0
+    assert main([str(whisper_files), str(tmp_path / "out"), "--shape", "base", "--seed", "3"]) == 0
     loaded = load(str(tmp_path / "out"))
     d_model, layers, heads, ffn, _ = SHAPES["base"]
     config = loaded.model.config
@@ -120,10 +126,10 @@ def test_random_whisper_tool_writes_a_loadable_model_of_the_named_shape(tiny_en,
     assert config.decoder_ffn_dim == ffn and config.vocab_size == tiny_en.model.config.vocab_size
     assert loaded.processor.tokenizer.decode([50257]) == tiny_en.processor.tokenizer.decode([50257])
     with pytest.raises(SystemExit, match="choose one of"):
-        main([str(tmp_path / "src"), str(tmp_path / "bad"), "--shape", "huge"])
+        main([str(whisper_files), str(tmp_path / "bad"), "--shape", "huge"])
 
 
-def test_gpu_check_script_runs_its_steps_end_to_end_on_cpu(tiny_en, tmp_path):
+def test_gpu_check_script_runs_its_steps_end_to_end_on_cpu(whisper_files, tmp_path):
     """tools/gpu_check.sh with DEVICE=cpu, a tiny random model and fp32 only: every step runs, the recording
     writes the GPU baselines file, and the output folder holds what the script says it does."""
     import json
@@ -133,9 +139,6 @@ def test_gpu_check_script_runs_its_steps_end_to_end_on_cpu(tiny_en, tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    tiny_en.processor.save_pretrained(tmp_path / "tok")
-    tiny_en.generation_config.save_pretrained(tmp_path / "tok")
-    tiny_en.model.config.save_pretrained(tmp_path / "tok")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -147,7 +150,7 @@ def test_gpu_check_script_runs_its_steps_end_to_end_on_cpu(tiny_en, tmp_path):
         "CHECK_S": "0",
     }
     done = subprocess.run(
-        ["bash", "tools/gpu_check.sh", str(tmp_path / "tok"), str(tmp_path / "out")],
+        ["bash", "tools/gpu_check.sh", str(whisper_files), str(tmp_path / "out")],
         cwd=root,
         env=env,
         capture_output=True,

@@ -266,8 +266,8 @@ def interleaved(
 
 def time_case(measure, rounds: int, earlier: Timing | None, other_state, suspect) -> Timing:
     """One case's timing as the harness takes it (and ``whisper-ptq-bench perf --speed-trials`` judges it):
-    ``measure(benchmark_or_None, n)`` times n interleaved rounds. Its rounds, timed once more (without the
-    benchmark fixture) when disturbed; when they are steady but ``other_state(pooled)`` (outside the machine state
+    ``measure(first, n)`` times n interleaved rounds (``first``: the case's first set, which pytest-benchmark sees).
+    Its rounds, timed once more when disturbed; when they are steady but ``other_state(pooled)`` (outside the machine state
     the baseline holds, or when recording outside the session's usual one), one more set pooled with them; when
     steady and ``suspect(pooled)`` (a slowdown beyond a quarter of the tolerance), CONFIRM_FACTOR x more rounds
     pooled with them, whose steadiness then decides whether the case is judged. ``pooled`` is the rounds with the

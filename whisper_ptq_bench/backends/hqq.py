@@ -39,11 +39,8 @@ class Hqq(Backend):
         if kernel is not None:
             if not device.startswith("cuda"):
                 return f"hqq: the {kernel} backend needs a CUDA device"
-            if kernel == "torchao_int4" and (
-                config.weight != "int4"
-                or config.granularity == "per-group"
-                and config.group_size not in (32, 64, 128, 256)
-            ):
+            odd_group = config.granularity == "per-group" and config.group_size not in (32, 64, 128, 256)
+            if kernel == "torchao_int4" and (config.weight != "int4" or odd_group):
                 return "hqq: the torchao_int4 backend is int4 with group size 32, 64, 128 or 256 (or per channel)"
             if kernel == "bitblas" and config.weight not in ("int4", "int2", "int1"):
                 return "hqq: the bitblas backend takes int4, int2 or int1 weights"
