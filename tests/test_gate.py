@@ -321,6 +321,58 @@ def test_another_profile_is_green_on_what_it_cannot_compare_and_says_so():
     assert other.notes and "this machine profile has no baseline" in other.notes[0] and "speed" in other.notes[0]
 
 
+X86 = {"device": "cpu", "arch": "x86_64", "cpu": "A"}
+MACHINES = {"cpu-a": X86, "cpu-c": {**X86, "cpu": "C"}, "gpu-a": {"device": "cuda", "gpu": "G"}}
+
+
+def scaled(output: dict, factor: float) -> dict:
+    """``output`` with every utterance's KL multiplied by ``factor`` (its NLL unchanged)."""
+    per = {i: [v[0] * factor, v[1], v[2]] for i, v in output["per_utterance"].items()}
+    return {**output, "kl": output["kl"] * factor, "per_utterance": per}
+
+
+@given(st.floats(0.5, 3.0).filter(lambda f: abs(f - 1.3) > 0.02))
+def test_an_activation_quantized_output_on_a_new_profile_fails_beyond_the_across_machine_tolerance(factor):
+    base = make()
+    exp = expected(base, DYN, profile="cpu-a")
+    now = make(output=scaled(base.output, factor))
+    verdict = gate.judge(now, DYN, exp, TOL, "cpu-b", False, MACHINES, {**X86, "cpu": "B"})
+    assert "output (across profiles)" in verdict.checked
+    failed = [m for m in verdict.failures if m.startswith("output (against machine profile cpu-a")]
+    assert bool(failed) == (factor > 1 + TOL["kl_across"])
+    assert not [m for m in verdict.failures if not m.startswith("output")]  # speed and WER stay not compared
+
+
+def test_across_profiles_a_case_passes_when_it_is_within_tolerance_of_any_recorded_machine():
+    base = make()
+    exp = expected(base, DYN, profile="cpu-a")
+    exp["profiles"]["cpu-c"] = {**exp["profiles"]["cpu-a"], "output": scaled(base.output, 1.5)}
+    now = make(output=scaled(base.output, 1.6))  # +60% from cpu-a, +7% from cpu-c
+    machine = {**X86, "cpu": "B"}
+    assert gate.judge(now, DYN, exp, TOL, "cpu-b", False, MACHINES, machine).failures == []
+    worse = make(output=scaled(base.output, 2.5))
+    verdict = gate.judge(worse, DYN, exp, TOL, "cpu-b", False, MACHINES, machine)
+    assert len(verdict.failures) == 1 and "cpu-a" in verdict.failures[0] and "utterances that moved most" in verdict.failures[0]
+
+
+def test_across_profiles_only_the_same_device_kind_and_architecture_compare():
+    base = make()
+    exp = expected(base, DYN, profile="cpu-a")
+    worse = make(output=scaled(base.output, 3.0))
+    arm = {"device": "cpu", "arch": "aarch64", "cpu": "N1"}
+    for machines, machine in ((MACHINES, arm), (MACHINES, {"device": "cuda", "gpu": "H"}), (None, None)):
+        verdict = gate.judge(worse, DYN, exp, TOL, "other", False, machines, machine)
+        assert verdict.failures == [] and "output" in verdict.notes[0]
+        assert "output (across profiles)" not in verdict.checked
+
+
+def test_on_its_own_profile_an_activation_quantized_output_keeps_the_narrow_tolerance():
+    base = make()
+    exp = expected(base, DYN, profile="cpu-a")
+    verdict = gate.judge(make(output=scaled(base.output, 1.2)), DYN, exp, TOL, "cpu-a", False, MACHINES, X86)
+    assert any(m.startswith("output: KL") for m in verdict.failures) and "output" in verdict.checked
+
+
 def test_weight_only_outputs_are_portable_across_profiles():
     base = make()
     worse = make(output=per_utt(bump=range(20)))

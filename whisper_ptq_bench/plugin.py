@@ -389,8 +389,9 @@ def _profile_known(harness) -> str:
     if harness.profile in known:
         return " (baselines hold this profile)"
     return (
-        f" (NEW: the baselines hold {len(known)} other profile(s); speed and activation-quantized outputs were not "
-        "compared; record this profile with --ptq-update-baselines)"
+        f" (NEW: the baselines hold {len(known)} other profile(s); speed and activation-quantized transcripts were not "
+        "compared, activation-quantized outputs only at the wider tolerance across machines (kl_across); record this "
+        "profile with --ptq-update-baselines before upgrading)"
     )
 
 

@@ -646,7 +646,14 @@ class Harness:
             r.speed,
         )
         verdict = gate.judge(
-            obtained, r.config, expected, bl.tolerances(data, r.case_id), self.profile, self.options.strict_transcripts
+            obtained,
+            r.config,
+            expected,
+            bl.tolerances(data, r.case_id),
+            self.profile,
+            self.options.strict_transcripts,
+            data.get("profiles"),
+            self.machine,
         )
         r.failures += verdict.failures
         r.warnings += verdict.warnings
