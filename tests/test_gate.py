@@ -360,8 +360,8 @@ def test_across_profiles_only_the_same_device_kind_and_architecture_compare():
     exp = expected(base, DYN, profile="cpu-a")
     worse = make(output=scaled(base.output, 3.0))
     arm = {"device": "cpu", "arch": "aarch64", "cpu": "N1"}
-    for machines, machine in ((MACHINES, arm), (MACHINES, {"device": "cuda", "gpu": "H"}), (None, None)):
-        verdict = gate.judge(worse, DYN, exp, TOL, "other", False, machines, machine)
+    for machines, this in ((MACHINES, arm), (MACHINES, {"device": "cuda", "gpu": "H"}), (None, None)):
+        verdict = gate.judge(worse, DYN, exp, TOL, "other", False, machines, this)
         assert verdict.failures == [] and "output" in verdict.notes[0]
         assert "output (across profiles)" not in verdict.checked
 
