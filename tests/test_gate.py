@@ -338,6 +338,7 @@ def test_an_activation_quantized_output_on_a_new_profile_fails_beyond_the_across
     now = make(output=scaled(base.output, factor))
     verdict = gate.judge(now, DYN, exp, TOL, "cpu-b", False, MACHINES, {**X86, "cpu": "B"})
     assert "output (across profiles)" in verdict.checked
+    assert any(n.startswith("output compared with machine profile cpu-a") for n in verdict.notes)
     failed = [m for m in verdict.failures if m.startswith("output (against machine profile cpu-a")]
     assert bool(failed) == (factor > 1 + TOL["kl_across"])
     assert not [m for m in verdict.failures if not m.startswith("output")]  # speed and WER stay not compared
@@ -352,7 +353,11 @@ def test_across_profiles_a_case_passes_when_it_is_within_tolerance_of_any_record
     assert gate.judge(now, DYN, exp, TOL, "cpu-b", False, MACHINES, machine).failures == []
     worse = make(output=scaled(base.output, 2.5))
     verdict = gate.judge(worse, DYN, exp, TOL, "cpu-b", False, MACHINES, machine)
-    assert len(verdict.failures) == 1 and "cpu-a" in verdict.failures[0] and "utterances that moved most" in verdict.failures[0]
+    assert (
+        len(verdict.failures) == 1
+        and "cpu-a" in verdict.failures[0]
+        and "utterances that moved most" in verdict.failures[0]
+    )
 
 
 def test_across_profiles_only_the_same_device_kind_and_architecture_compare():

@@ -305,6 +305,31 @@ def check_slow_fallback(small, base, patched, reg):
     assert slow >= 1.2 * fast, f"{reg.name}: only {slow / fast:.2f}x slower"
 
 
+def check_activation_numerics(small, base, patched, reg):
+    """Same weights, scope and size; the layer computes otherwise on activations with outlier feature columns
+    (20x the rest, far beyond LLM.int8's threshold of 6)."""
+    assert _same_tensors(patched.weights, base.weights) and patched.size == base.size
+    assert patched.report.missed == [] and patched.report.beyond == []
+    assert patched.report.line() == base.report.line()
+    x = XP.clone()
+    x[..., :4] *= 20
+    layers = base.model.get_submodule(PROBED), patched.model.get_submodule(PROBED)
+    modes = [layer.training for layer in layers]
+    try:
+        for layer in layers:
+            layer.eval()  # inference: bitsandbytes' CPU int8 path quantizes activations only outside training mode
+        with torch.no_grad():
+            before = layers[0](x).float()
+            with reg.patch():
+                after = layers[1](x).float()
+    finally:
+        for layer, mode in zip(layers, modes):
+            layer.train(mode)
+    moved = _rel(after, before)
+    print(f"{reg.name}: {PROBED} output on outlier activations moved {moved:.2e} (relative L2)")
+    assert moved > 1e-3, f"{reg.name}: the layer's output moved by only {moved:.2e}"
+
+
 CHECKS = {
     "scale-rounding": check_scale_rounding,
     "codebook": check_codebook,
@@ -318,6 +343,7 @@ CHECKS = {
     "larger-size": check_larger_size,
     "dequant-gemm": check_dequant_gemm,
     "slow-fallback": check_slow_fallback,
+    "activation-numerics": check_activation_numerics,
 }
 
 

@@ -73,9 +73,17 @@ def _run(harness, model: str, corpus: str, config: QuantConfig):
 
 def _measured(harness, result) -> str:
     """For a case that stayed green: its warnings and its speed against the baseline, so that a miss says why."""
+    from whisper_ptq_bench import gate
     from whisper_ptq_bench import speed as sp
 
     parts = list(result.warnings)
+    entry = harness.baselines().get("cases", {}).get(result.case_id)
+    old = gate.expected_view(entry, harness.profile)[0].get("output") if entry else None
+    if old and result.output and old.get("kl"):
+        kl = result.output["kl"]
+        parts.append(
+            f"KL {old['kl']:.5f} -> {kl:.5f} ({kl / old['kl'] - 1:+.1%}), NLL {old['nll']:.4f} -> {result.output['nll']:.4f}"
+        )
     known = harness._speed_baseline(result)
     judged = sp.slowdown(result.speed, known[0]["speed"]) if known and result.speed else None
     if judged:

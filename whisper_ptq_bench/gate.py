@@ -114,7 +114,7 @@ def judge(
         WerCheck(tol["wer"], tol["alpha"]),
         SpeedCheck(tol["speed"]),
     ]
-    skipped = []
+    skipped, across = [], []
     for check in checks:
         name = type(check).__name__.removesuffix("Check").lower()
         if name == "output" and "output" not in expected and obtained.output:
@@ -122,6 +122,7 @@ def judge(
             if outputs:
                 message = across_profiles(obtained, outputs, tol)
                 verdict.checked.append("output (across profiles)")
+                across = [key for key, _ in outputs]
                 if message:
                     verdict.failures.append(message)
                 continue
@@ -152,6 +153,11 @@ def judge(
     if skipped:
         where = "this machine profile" if not same_profile else "the baseline entry"
         verdict.notes.append(f"not compared ({where} has no baseline for it): {', '.join(skipped)}")
+    if across:
+        verdict.notes.append(
+            f"output compared with machine profile {', '.join(across)} at the tolerance across machines "
+            f"(KL +{tol['kl_across']:.0%})"
+        )
     if "transcripts" in expected and obtained.wer is not None:
         transcripts = TranscriptCheck(strict_transcripts)
         changes = transcripts.changed(obtained, expected)

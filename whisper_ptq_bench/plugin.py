@@ -478,7 +478,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"ERROR {row['case']}: {row['error']}")
     notes = sorted({f"{row['case']}: {n}" for row in rows for n in row.get("notes", [])})
     if notes:
-        tr.write_line(f"{len(notes)} case(s) with checks not compared:")
+        noted = len({row["case"] for row in rows if row.get("notes")})
+        tr.write_line(f"notes on {noted} case(s): what was not compared, or compared otherwise:")
         for n in notes[:20]:
             tr.write_line(f"  {n}")
         if len(notes) > 20:
