@@ -46,3 +46,16 @@ def test_a_fast_subset_of_the_drill_is_caught_by_the_checks_that_should_see_it(t
 def test_unknown_regression_names_are_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="hqq-optimizer-off"):
         drill.select(["no-such-regression"])
+
+
+def test_each_failure_is_credited_to_the_check_that_wrote_it():
+    from whisper_ptq_bench.drill import checks_of
+
+    failures = [
+        "weights: 64 module(s) changed format",
+        "output (against machine profile cpu-1, another CPU): KL divergence from fp32 rose",
+        "output: reference NLL rose",
+        "compression dropped from 36% to 35%",
+        "something unforeseen",
+    ]
+    assert checks_of(failures) == ["weights", "output", "size", "other"]

@@ -18,6 +18,7 @@ from whisper_ptq_bench.regressions import CATALOGUE, Regression, by_name
 _CHECKS = (
     ("weights:", "weights"),
     ("output:", "output"),
+    ("output (against machine profile", "output"),
     ("speed:", "speed"),
     ("WER rose", "wer"),
     ("compression dropped", "size"),
