@@ -11,10 +11,11 @@ import stat
 import pytest
 
 from whisper_ptq_bench import baselines as bl
-from whisper_ptq_bench import gate
-from whisper_ptq_bench.checks import CompressionCheck, Obtained, SameInputCheck, TranscriptCheck, WerCheck
+from whisper_ptq_bench.checks import Context, InputsCheck, SizeCheck, TranscriptCheck, WerCheck
+from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError
 from whisper_ptq_bench.metrics import score
+from whisper_ptq_bench.result import Inputs, Result, Size, Transcripts, split
 
 ENV = {"python": "3.11", "torch": "2.13.0", "device": "cpu:x86_64"}
 PROFILE = ("cpu-00000001", {"device": "cpu", "cpu": "Test CPU", "threads": 2})
@@ -45,7 +46,7 @@ def entry(**over):
 
 def rec(case=CASE, env=ENV, profile=PROFILE, **over):
     """(case id, portable part, profile part, environment, profile) as the harness hands them to merge/update."""
-    portable, bound = gate.split_entry(entry(**over), bl.split_case_id(case)[2])
+    portable, bound = split(entry(**over), bl.split_case_id(case)[2].activation is not None)
     return (case, portable, bound, env, profile)
 
 
@@ -172,73 +173,76 @@ def test_concurrent_updates_lose_no_entry(tmp_path):
 # --------------------------------------------------------------------------- checks
 
 
-def obtained(hyps, compression=0.3, corpus="abc"):
-    refs = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
-    ids = [f"u{i}" for i in range(len(refs))]
-    return Obtained(CASE, score(ids, refs, hyps), compression, corpus, "f" * 64, dict(zip(ids, hyps)))
+HQQ = QuantConfig.from_id("hqq.w-int4.g64.asym")
+GOOD = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
 
 
-def base_entry():
-    good = obtained(
-        ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+def obtained(hyps, compression=0.3, corpus="abc", batching=None) -> Result:
+    ids = [f"u{i}" for i in range(len(GOOD))]
+    scored = score(ids, GOOD, hyps)
+    transcripts = Transcripts.measured(dict(zip(ids, hyps)), scored, scored, None, ())
+    return Result(
+        CASE, HQQ, inputs=Inputs(corpus, "f" * 64, batching), size=Size(1000, compression), transcripts=transcripts
     )
-    return entry(transcripts=good.transcripts, wer=good.wer.wer)
+
+
+def base_entry(**over) -> Result:
+    """The baseline of ``GOOD`` transcripts, read back from its entry as the gate reads it."""
+    good = obtained(GOOD)
+    return Result.from_entry(
+        CASE, HQQ, entry(transcripts=good.transcripts.texts, wer=good.transcripts.wer, **over), "b"
+    )
+
+
+def fails(check, candidate: Result, reference: Result, strict=False) -> str | None:
+    return check.compare(reference, candidate, Context(bl.DEFAULT_TOLERANCES, strict)).failure
 
 
 def test_wer_check_fires_on_a_significant_rise_and_names_utterances():
     bad = obtained(["the cat sat", "a dog ran", "birds fly", "we eat"] * 5)
-    message = WerCheck(0.01, 0.05).fails(bad, base_entry())
+    message = fails(WerCheck(0.01, 0.05, 0.2), bad, base_entry())
     assert message and "WER rose" in message and "95% CI" in message and "u0" in message
 
 
 def test_wer_check_holds_for_a_rise_that_is_not_significant():
-    hyps = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
+    hyps = list(GOOD)
     hyps[0] = "the cat sat on a mat"  # one error in one utterance: above a tiny tolerance, not significant
-    assert WerCheck(0.001, 0.05).fails(obtained(hyps), base_entry()) is None
+    assert fails(WerCheck(0.001, 0.05, 0.2), obtained(hyps), base_entry()) is None
 
 
 def test_wer_check_holds_within_tolerance_even_if_significant():
-    hyps = ["the cat sat on the mat", "a dog ran in the park", "birds fly south in winter", "we eat bread and jam"] * 5
-    hyps = [h.replace("the", "a", 1) for h in hyps]
-    assert WerCheck(0.5, 0.05).fails(obtained(hyps), base_entry()) is None
-    assert WerCheck(0.01, 0.05).fails(obtained(hyps), base_entry()) is not None
+    hyps = [h.replace("the", "a", 1) for h in GOOD]
+    assert fails(WerCheck(0.5, 0.05, 0.2), obtained(hyps), base_entry()) is None
+    assert fails(WerCheck(0.01, 0.05, 0.2), obtained(hyps), base_entry()) is not None
 
 
 def test_compression_check_fires_when_compression_drops():
-    assert CompressionCheck(0.0005).fails(
-        obtained(list(base_entry()["transcripts"].values()), compression=0.25), base_entry()
-    )
-    assert (
-        CompressionCheck(0.0005).fails(
-            obtained(list(base_entry()["transcripts"].values()), compression=0.3), base_entry()
-        )
-        is None
-    )
+    assert fails(SizeCheck(0.0005), obtained(GOOD, compression=0.25), base_entry())
+    assert fails(SizeCheck(0.0005), obtained(GOOD, compression=0.3), base_entry()) is None
 
 
 def test_transcript_check_lists_changes_and_fails_only_when_strict():
-    hyps = list(base_entry()["transcripts"].values())
+    hyps = list(GOOD)
     hyps[3] = "we eat toast and jam"
     o = obtained(hyps)
-    assert TranscriptCheck(False).fails(o, base_entry()) is None
-    changes = TranscriptCheck(False).changed(o, base_entry())
+    assert fails(TranscriptCheck(), o, base_entry()) is None
+    assert "u3" in TranscriptCheck().compare(base_entry(), o, Context(bl.DEFAULT_TOLERANCES)).warning
+    changes = TranscriptCheck.changed(base_entry(), o)
     assert changes == [("u3", "we eat bread and jam", "we eat bread and jam", "we eat toast and jam")]
-    assert "u3" in TranscriptCheck(True).fails(o, base_entry())
+    assert "u3" in fails(TranscriptCheck(), o, base_entry(), strict=True)
 
 
 def test_changed_corpus_is_not_compared():
-    o = obtained(list(base_entry()["transcripts"].values()), corpus="other")
-    assert "corpus changed" in SameInputCheck().fails(o, base_entry())
+    assert "corpus changed" in fails(InputsCheck(), obtained(GOOD, corpus="other"), base_entry())
 
 
 def test_other_batching_is_not_compared():
     """Batch composition changes dynamically quantized outputs, so a baseline holds for its batching only."""
-    same = obtained(list(base_entry()["transcripts"].values()))
-    same.batching = "batch 8 by duration, encoder 2"
-    assert SameInputCheck().fails(same, {**base_entry(), "batching": "batch 8 by duration, encoder 2"}) is None
-    other = SameInputCheck().fails(same, {**base_entry(), "batching": "batch 4 by duration, encoder 2"})
+    same = obtained(GOOD, batching="batch 8 by duration, encoder 2")
+    assert fails(InputsCheck(), same, base_entry(batching="batch 8 by duration, encoder 2")) is None
+    other = fails(InputsCheck(), same, base_entry(batching="batch 4 by duration, encoder 2"))
     assert "'batch 4 by duration, encoder 2'" in other and "not comparable" in other and "--ptq-batch-size" in other
-    assert SameInputCheck().fails(same, base_entry()) is None  # a baseline that did not record it
+    assert fails(InputsCheck(), same, base_entry()) is None  # a baseline that did not record it
 
 
 def _speed(state, cost, others=()):

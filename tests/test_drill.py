@@ -48,14 +48,22 @@ def test_unknown_regression_names_are_refused_with_the_known_ones():
         drill.select(["no-such-regression"])
 
 
-def test_each_failure_is_credited_to_the_check_that_wrote_it():
-    from whisper_ptq_bench.drill import checks_of
+def test_each_failure_is_credited_to_the_check_that_found_it_whatever_its_wording():
+    from whisper_ptq_bench import gate
+    from whisper_ptq_bench.checks import REGRESSED, Outcome
+    from whisper_ptq_bench.result import CaseRecord, Result
 
-    failures = [
-        "weights: 64 module(s) changed format",
-        "output (against machine profile cpu-1, another CPU): KL divergence from fp32 rose",
-        "output: reference NLL rose",
-        "compression dropped from 36% to 35%",
-        "something unforeseen",
+    outcomes = [
+        Outcome("weights", REGRESSED, failure="64 module(s) changed format"),
+        Outcome("output", REGRESSED, failure="something unforeseen"),
+        Outcome("output", REGRESSED, failure="reference NLL rose"),
+        Outcome("size", REGRESSED, failure="more bytes"),
+        Outcome("speed", "changed", change="3.0% faster", detail="speed 0.970x its baseline"),
     ]
-    assert checks_of(failures) == ["weights", "output", "size", "other"]
+
+    class Harness:
+        def run_case(self, model, corpus, config):
+            return CaseRecord(Result("m/c/fp32", config), gate.Verdict(outcomes), "failed")
+
+    checks, failures, error, _ = drill._run(Harness(), "m", "c", QuantConfig.from_id("fp32"))
+    assert checks == ["weights", "output", "size"] and len(failures) == 4 and error is None

@@ -40,7 +40,7 @@ def test_a_library_error_fails_its_case_and_the_session_goes_on(tiny_en, monkeyp
     with pytest.raises(QuantizationFailed, match="kernel exploded"):  # remembered: not quantized twice
         harness.run_case("tiny.en", "read-other", config)
     ok = harness.run_case("tiny.en", "read-clean", QuantConfig.from_id("fp32"))
-    assert ok.wer is not None and not ok.failures
+    assert ok.result.transcripts is not None and not ok.failures
 
 
 def test_nan_logits_fail_with_the_library_named(tiny_en, monkeypatch):
@@ -77,11 +77,11 @@ def test_timing_outside_the_usual_or_recorded_machine_state_gets_more_rounds_the
     options = recorder.options
     recorder.readings = [0.24] * 12  # most of the session's rounds so far were in another state
     recorded = recorder.run_case("tiny.en", "read-clean", config)
-    assert recorded.speed["rounds_this_case"] == 4 and recorded.speed["state"] == 0.45
+    assert recorded.result.speed.rounds_this_case == 4 and recorded.result.speed.state == 0.45
     recorder.finish()
     monkeypatch.setattr(sp, "balance", lambda: 0.24)
     checker = Harness(dataclasses.replace(options, update_baselines=False))
     checker.models["tiny.en"] = tiny_en
     result = checker.run_case("tiny.en", "read-clean", config)
-    assert result.speed["state"] == 0.24 and result.speed["rounds_this_case"] == 4  # measured twice
+    assert result.result.speed.state == 0.24 and result.result.speed.rounds_this_case == 4  # measured twice
     assert not result.failures and any("memory/compute balance was 0.24" in w for w in result.warnings)

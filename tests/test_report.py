@@ -178,11 +178,12 @@ def test_batching_is_stated_and_a_mix_is_flagged(tmp_path):
 # --------------------------------------------------------------------------- what the harness writes
 
 
-def _harness_case(case_id: str, config_id: str, **over):
-    """A CaseResult as the harness fills it for a measured case (the WER scored by metrics.score)."""
+def _harness_case(case_id: str, config_id: str, status: str = "ok", **over):
+    """A case record as the harness fills it for a measured case (the WER scored by metrics.score)."""
+    from whisper_ptq_bench import result as rs
     from whisper_ptq_bench.configs import QuantConfig
     from whisper_ptq_bench.metrics import paired_bootstrap, score
-    from whisper_ptq_bench.runner import CaseResult
+    from whisper_ptq_bench.speed import Speed
 
     model, corpus, _ = case_id.rsplit("/", 2)
     config = QuantConfig.from_id(config_id)
@@ -190,55 +191,44 @@ def _harness_case(case_id: str, config_id: str, **over):
     refs = ["the cat sat on the mat", "hello world", "quantization keeps the words"]
     fp32 = score(ids, refs, refs)
     wer = score(ids, refs, ["the cat sat on a mat", "hello world", "quantization keeps the word"])
+    delta = {**paired_bootstrap(fp32.error_vector(), wer.error_vector(), wer.word_vector()).as_dict(), "fp32_wer": 0.0}
+    scope = {
+        "quantized_modules": 24,
+        "quantized_params": 20_000_000,
+        "float_modules": 10,
+        "float_params": 1_500_000,
+        "formats": {"HQQLinear(int4)": 24},
+        "float_kinds": {"LayerNorm": 10},
+        "beyond_scope": [],
+        "missed": [],
+    }
     fields = dict(
         case_id=case_id,
-        model=model,
-        corpus=corpus,
         config=config,
-        corpus_summary={"name": corpus, "hash": "0123abcd", "utterances": 3, "words": 12, "minutes": 0.25},
-        wer=wer,
-        delta={
-            **paired_bootstrap(fp32.error_vector(), wer.error_vector(), wer.word_vector()).as_dict(),
-            "fp32_wer": fp32.wer,
-        },
-        seconds=2.5,
-        speedup=1.6,
-        rtf=0.1667,
-        serialized_bytes=48_250_000,
-        tensor_bytes=47_000_000,
-        compression=0.6512,
-        compression_vs_fp16=0.3,
-        peak_memory=512_000_000,
-        scope={
-            "quantized_modules": 24,
-            "quantized_params": 20_000_000,
-            "float_modules": 10,
-            "float_params": 1_500_000,
-            "formats": {"HQQLinear(int4)": 24},
-            "float_kinds": {"LayerNorm": 10},
-            "beyond_scope": [],
-            "missed": [],
-        },
-        scope_line="24 modules quantized",
-        transcripts={"u1": "the cat sat on a mat"},
-        weights={
-            "model.encoder.layers.0.fc1": [0.0912, "int4 g64 asym (HQQ, axis 1)"],
-            "model.decoder.layers.0.fc1": [0.0876, "int4 g64 asym (HQQ, axis 1)"],
-        },
-        output={"kl": 0.0231, "top1": 0.97, "nll": 1.31, "per_utterance": {"u1": [0.02, 0.97, 1.3]}},
-        speed={"cost": 0.8, "ci95": [0.78, 0.83], "speedup": 1.25, "rounds": 5, "rounds_this_case": 5},
-        fp32_wer=fp32.wer,
-        baseline_status="ok",
+        model=model,
+        corpus={"name": corpus, "hash": "0123abcd", "utterances": 3, "words": 12, "minutes": 0.25},
+        inputs=rs.Inputs("0123abcd", "f" * 64, "batch 8 by duration, encoder 2"),
+        transcripts=rs.Transcripts.measured({"u1": "the cat sat on a mat"}, wer, fp32, delta, ()),
+        end_to_end=rs.EndToEnd(2.5, 0.1667, 1.6, 512_000_000),
+        size=rs.Size(48_250_000, 0.6512, 47_000_000, 0.3),
+        scope=rs.Scope("24 modules quantized", scope),
+        weights=rs.Weights(
+            {
+                "model.encoder.layers.0.fc1": (0.0912, "int4 g64 asym (HQQ, axis 1)"),
+                "model.decoder.layers.0.fc1": (0.0876, "int4 g64 asym (HQQ, axis 1)"),
+            }
+        ),
+        outputs=rs.Outputs(0.0231, 0.97, 1.31, {"u1": (0.02, 0.97, 1.3)}),
+        speed=Speed(0.8, (0.78, 0.83), 5, rounds_this_case=5),
         environment={"python": "3.11", "torch": "2.5.1", "device": "cpu"},
         profile="cpu-00000001",
-        batching="batch 8 by duration, encoder 2",
     )
     fields.update(over)
-    return CaseResult(**fields)
+    return rs.CaseRecord(rs.Result(**fields), status=status)
 
 
 def test_case_result_extra_info_is_reported(tmp_path):
-    """The JSON the plugin writes: CaseResult.extra_info() as a benchmark's extra_info; WER, size, verdict shown."""
+    """The JSON the plugin writes: CaseRecord.extra_info() as a benchmark's extra_info; WER, size, verdict shown."""
     case_id = "tiny.en/read-clean/hqq.w-int4.g64.asym"
     result = _harness_case(case_id, "hqq.w-int4.g64.asym")
     info = json.loads(json.dumps(result.extra_info()))  # through JSON, as pytest-benchmark stores it
@@ -272,14 +262,12 @@ def test_unmeasured_cases_are_reported_as_errored_or_skipped(tmp_path):
     errored = _harness_case(
         "tiny.en/read-clean/bnb.w-nf4.g64.sym",
         "bnb.w-nf4.g64.sym",
-        wer=None,
-        delta=None,
+        status="errored",
+        transcripts=None,
         speed=None,
-        output=None,
+        outputs=None,
+        size=None,
         error="QuantizationError: bitsandbytes needs a CUDA device",
-        baseline_status="errored",
-        serialized_bytes=0,
-        compression=0.0,
     )
     skipped = {
         "case": "tiny.en/read-other/torchao.w-int8.channel.sym",

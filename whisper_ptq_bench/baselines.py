@@ -13,7 +13,7 @@ from pathlib import Path
 from whisper_ptq_bench.atomic import ReadOnlyError, atomic_write
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError, ConfigError
-from whisper_ptq_bench.speed import with_states
+from whisper_ptq_bench.result import KEYS, PORTABLE, PROFILE, Outputs, Result, parse_speed, rounded, validate_entry
 
 SCHEMA = 2
 DEFAULT_TOLERANCES = {
@@ -28,27 +28,10 @@ DEFAULT_TOLERANCES = {
     "compression": 0.0005,  # absolute drop of the compression fraction tolerated (serialization jitter)
 }
 TOP_KEYS = {"schema", "tolerances", "environments", "profiles", "cases"}
-PORTABLE_KEYS = {
-    "wer",
-    "words",
-    "compression",
-    "size_bytes",
-    "corpus_hash",
-    "model_fingerprint",
-    "fingerprint",
-    "transcripts",
-    "environment",
-    "tolerances",
-    "scope",
-    "batching",
-    "weights",
-    "output",
-    "fp32_wer",
-    "profiles",
-}
-PROFILE_KEYS = {"speed", "rtf", "speedup", "environment", "output", "wer", "words", "transcripts", "fingerprint"}
+#: keys of a case entry, and of its per-profile parts (result.py says where each measurement belongs)
+PORTABLE_KEYS = {k for k, where in KEYS.items() if where != PROFILE} | {"environment", "tolerances", "profiles"}
+PROFILE_KEYS = {k for k, where in KEYS.items() if where != PORTABLE} | {"environment"}
 REQUIRED_CASE_KEYS = {"compression", "corpus_hash", "environment", "weights"}
-_ROUND = {"wer": 6, "fp32_wer": 6, "compression": 5, "speedup": 3, "rtf": 4}
 
 
 def case_id_parts(case_id: str) -> tuple[str, ...]:
@@ -147,64 +130,10 @@ def validate(data, path: Path | str = "baselines.json") -> None:
                 raise BaselineError(f"{pwhere}: environment {part.get('environment')!r} is not among 'environments'")
 
 
-def _number(value, where: str, key: str, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise BaselineError(f"{where}: {key} must be a finite number, not {value!r}")
-
-
 def _check_fields(entry: dict, allowed: set[str], where: str) -> None:
-    unknown = set(entry) - allowed
-    if unknown:
-        raise BaselineError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
-    for key in ("wer", "compression", "rtf", "speedup", "fp32_wer"):
-        if key in entry:
-            _number(entry[key], where, key)
-    if "transcripts" in entry and (
-        not isinstance(entry["transcripts"], dict) or not all(isinstance(v, str) for v in entry["transcripts"].values())
-    ):
-        raise BaselineError(f"{where}: transcripts must map utterance ids to text")
-    for key in ("batching", "scope", "corpus_hash", "fingerprint", "model_fingerprint", "environment"):
-        if key in entry and not isinstance(entry[key], str):
-            raise BaselineError(f"{where}: {key} must be a string, not {entry[key]!r}")
-    weights = entry.get("weights", {})
-    if not isinstance(weights, dict):
-        raise BaselineError(f"{where}: weights must map module names to [relative error, format]")
-    for name, value in weights.items():
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
-            raise BaselineError(f"{where}: weights[{name!r}] must be [relative error or null, format], not {value!r}")
-        _number(value[0], where, f"weights[{name!r}] error", allow_none=True)
-    if "output" in entry:
-        out = entry["output"]
-        if not isinstance(out, dict) or not isinstance(out.get("per_utterance"), dict):
-            raise BaselineError(f"{where}: output must hold per_utterance {{id: [kl, top1, nll]}}")
-        for utt, triple in out["per_utterance"].items():
-            if not (isinstance(triple, list) and len(triple) == 3):
-                raise BaselineError(f"{where}: output per_utterance[{utt!r}] must be [kl, top1, nll]")
-            for value in triple:
-                _number(value, where, f"output per_utterance[{utt!r}]")
-    if "speed" in entry:
-        speed = entry["speed"]
-        if not isinstance(speed, dict) or "cost" not in speed:
-            raise BaselineError(f"{where}: speed must hold the relative cost on the fixed workload ('cost')")
-        _number(speed["cost"], where, "speed cost")
-        if speed["cost"] <= 0:
-            raise BaselineError(f"{where}: speed cost must be positive, not {speed['cost']!r}")
-        if "state" in speed:
-            _number(speed["state"], where, "speed state")
-            if speed["state"] <= 0:
-                raise BaselineError(f"{where}: speed state (memory/compute balance) must be positive")
-        others = speed.get("others", [])
-        if not isinstance(others, list):
-            raise BaselineError(f"{where}: speed others must be a list of {{state, cost, ci95, rounds}}")
-        for i, other in enumerate(others):
-            if not isinstance(other, dict) or not {"state", "cost"} <= set(other):
-                raise BaselineError(f"{where}: speed others[{i}] must hold 'state' and 'cost'")
-            for key in ("state", "cost"):
-                _number(other[key], where, f"speed others[{i}] {key}")
-                if other[key] <= 0:
-                    raise BaselineError(f"{where}: speed others[{i}] {key} must be positive, not {other[key]!r}")
+    if "environment" in entry and not isinstance(entry["environment"], str):
+        raise BaselineError(f"{where}: environment must be a string, not {entry['environment']!r}")
+    validate_entry(entry, allowed, where)
 
 
 def _check_tolerances(tol, where: str) -> None:
@@ -275,53 +204,14 @@ def env_key(env: dict) -> str:
     return "env-" + hashlib.sha256(blob).hexdigest()[:10]
 
 
-def _sig(x, digits: int = 6):
-    """``x`` to ``digits`` significant digits (baselines stay readable and diff-friendly)."""
-    if not isinstance(x, float) or x == 0 or not math.isfinite(x):
-        return x
-    return float(f"{x:.{digits}g}")
-
-
-def _round(entry: dict) -> dict:
-    out = dict(entry)
-    for key, digits in _ROUND.items():
-        if key in out and isinstance(out[key], float):
-            out[key] = round(out[key], digits)
-    if "weights" in out:
-        out["weights"] = {m: [_sig(e), f] for m, (e, f) in out["weights"].items()}
-    if "output" in out:
-        o = out["output"]
-        out["output"] = {
-            **{k: _sig(v) for k, v in o.items() if k != "per_utterance"},
-            "per_utterance": {u: [_sig(x) for x in v] for u, v in o["per_utterance"].items()},
-        }
-    if "speed" in out:
-        sp = out["speed"]
-        out["speed"] = {
-            "cost": round(sp["cost"], 4),
-            "ci95": [round(x, 4) for x in sp["ci95"]],
-            "rounds": sp["rounds"],
-            "workload": sp.get("workload", ""),
-        }
-        if sp.get("state") is not None:  # the machine's memory/compute balance the cost was measured in
-            out["speed"]["state"] = round(sp["state"], 4)
-            others = [  # the cost in further states (this recording's, or kept from one of the same environment)
-                {"state": round(o["state"], 4), "cost": round(o["cost"], 4)}
-                | {"ci95": [round(x, 4) for x in o.get("ci95", [])], "rounds": o.get("rounds", 0)}
-                for o in sp.get("others", [])
-            ]
-            if others:
-                out["speed"]["others"] = others
-    return out
-
-
 def dumps(data: dict) -> str:
     validate(data)
     return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def merge(data: dict, entries: Iterable[tuple]) -> dict:
-    """Put (case id, portable part, profile part, environment, (profile key, profile)) into ``data``.
+    """Put (case id, portable part, profile part, environment, (profile key, profile)) into ``data``; the parts
+    are ``Result.entry()`` split by ``result.split`` (rounded as the file keeps them).
 
     The portable part replaces the case's portable fields; the profile part replaces that profile's
     entry and leaves other profiles' entries alone; hand-set per-case tolerances survive. Unused
@@ -333,7 +223,7 @@ def merge(data: dict, entries: Iterable[tuple]) -> dict:
         data.setdefault("environments", {})[key] = env
         data["profiles"][pkey] = prof
         old = data.setdefault("cases", {}).get(cid, {})
-        new = _round({**portable, "environment": key})
+        new = rounded({**portable, "environment": key})
         if "tolerances" in old:
             new["tolerances"] = old["tolerances"]
         profiles = dict(old.get("profiles", {}))
@@ -341,8 +231,9 @@ def merge(data: dict, entries: Iterable[tuple]) -> dict:
         if "speed" in bound and "speed" in earlier and earlier.get("environment") == key:
             # same machine profile, same libraries: the costs it measured in machine states this recording did
             # not see stay (a recording sees the state the machine is in for its few rounds)
-            bound = {**bound, "speed": with_states(bound["speed"], earlier["speed"])}
-        profiles[pkey] = _round({**bound, "environment": key})
+            now, before = (parse_speed(e, f"case {cid!r}") for e in (bound, earlier))
+            bound = {**bound, "speed": now.with_states(before).entry()}
+        profiles[pkey] = rounded({**bound, "environment": key})
         new["profiles"] = profiles
         data["cases"][cid] = new
     return _prune(data)
@@ -402,3 +293,57 @@ def update(path: Path, entries: list[tuple[str, dict, dict]], *, timeout: float 
             f"{path}: another process held {path}.lock for {timeout:.0f} s; nothing was written"
         ) from None
     return merged
+
+
+def expected_view(entry: dict, profile: str) -> tuple[dict, bool]:
+    """The portable part of a baseline entry merged with the part recorded on ``profile`` (if any)."""
+    merged = {k: v for k, v in entry.items() if k != "profiles"}
+    part = entry.get("profiles", {}).get(profile)
+    if part:
+        merged.update(part)
+    return merged, part is not None
+
+
+def peers(entry: dict, profile: str, machines: dict | None, machine: dict | None) -> list[tuple[str, dict]]:
+    """(profile key, teacher-forced output) recorded for this case on the other machine profiles of this device kind
+    and architecture: what an activation-quantized case on a new profile is compared with, at ``kl_across``."""
+    if not machines or not machine:
+        return []
+    out = []
+    for key, part in sorted(entry.get("profiles", {}).items()):
+        other = machines.get(key) or {}
+        if key == profile or "output" not in part:
+            continue
+        if other.get("device") == machine.get("device") and other.get("arch") == machine.get("arch"):
+            out.append((key, part["output"]))
+    return out
+
+
+class BaselineReference:
+    """baselines.json as the reference of a run: for a case id, the result its entry holds for this machine
+    profile (the portable part merged with this profile's part), with the outputs recorded on the other profiles
+    of this device kind and architecture; and the tolerances it is compared at."""
+
+    def __init__(self, data: dict, profile: str, machine: dict | None, path: Path | str = "baselines.json"):
+        self.data, self.profile, self.machine, self.path = data, profile, machine, path
+
+    def has(self, case_id: str) -> bool:
+        return case_id in self.data.get("cases", {})
+
+    def result(self, case_id: str, config: QuantConfig) -> Result | None:
+        entry = self.data.get("cases", {}).get(case_id)
+        if entry is None:
+            return None
+        view, _ = expected_view(entry, self.profile)
+        where = f"{self.path}: case {case_id!r}"
+        elsewhere = tuple(
+            (key, Outputs.parse({"output": out}, where))
+            for key, out in peers(entry, self.profile, self.data.get("profiles"), self.machine)
+        )
+        return Result.from_entry(case_id, config, view, where, elsewhere=elsewhere)
+
+    def same_profile(self, case_id: str) -> bool:
+        return self.profile in self.data.get("cases", {}).get(case_id, {}).get("profiles", {})
+
+    def tolerances(self, case_id: str) -> dict:
+        return tolerances(self.data, case_id)

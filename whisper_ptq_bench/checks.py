@@ -1,82 +1,154 @@
-"""Regression checks: small objects whose ``fails()`` returns a message, or None when the case holds.
+"""Regression checks: small objects with a stable ``id`` that compare a reference result with a candidate
+result of the same case and return an :class:`Outcome`.
 
-Every check reads the obtained measurement and the expected entry of baselines.json (its portable part
-merged with the part of this machine's profile). A check whose expected field is absent (a profile
-without a baseline, an older entry) is not run; ``gate.judge`` says so in the case's notes."""
+A reference is whatever yields a :class:`~whisper_ptq_bench.result.Result` for a case id: the baselines
+file (a machine profile's view of an entry) or a live second environment. A check whose part is absent
+from either side (a profile without a baseline, an older entry, a transcription not run) is not compared;
+``gate.judge`` says so in the case's notes. Checks register themselves with :func:`register`, in the order
+the gate runs them; the gate knows none of them by name.
+
+Adding a signal: a part of the result (``result.py``) and one class here.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from whisper_ptq_bench import speed as sp
-from whisper_ptq_bench.metrics import WerResult, paired_bootstrap, score
+from whisper_ptq_bench.metrics import mean_difference, paired_bootstrap, score
+from whisper_ptq_bench.result import Outputs, Result, sig
+
+IDENTICAL, CHANGED, REGRESSED, NOT_COMPARED = "identical", "changed", "regressed", "not compared"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check found: ``status`` (identical, changed, regressed, not compared), the failure message of a
+    regression, a warning (reported, not red), a note (how it was compared), ``change`` (what moved, with its
+    direction and size) and ``detail`` (the measured comparison, also when within tolerance)."""
+
+    check: str
+    status: str
+    failure: str | None = None
+    warning: str | None = None
+    note: str | None = None
+    change: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """How a case is compared: the tolerances (baselines.DEFAULT_TOLERANCES and the file's own), strict
+    transcripts (a changed transcript fails), and whether the reference is on this machine profile."""
+
+    tol: dict
+    strict_transcripts: bool = False
+    same_profile: bool = True
+
+
+_REGISTRY: list[type[Check]] = []
+
+
+def register(cls: type[Check]) -> type[Check]:
+    """Class decorator: the gate runs every registered check, in registration order."""
+    if any(c.id == cls.id for c in _REGISTRY):
+        raise RuntimeError(f"check {cls.id!r} registered twice")
+    _REGISTRY.append(cls)
+    return cls
+
+
+def registered() -> list[type[Check]]:
+    return list(_REGISTRY)
+
+
+def ids() -> list[str]:
+    return [c.id for c in _REGISTRY]
+
+
+class Check:
+    """``compare(reference, candidate, context)`` for the result part named ``part``. A ``blocking`` check that
+    fails ends the comparison: nothing else is comparable."""
+
+    id: ClassVar[str]
+    part: ClassVar[str]
+    blocking: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, tol: dict) -> Check:
+        """The check at a case's tolerances (``baselines.DEFAULT_TOLERANCES`` and the file's own)."""
+        return cls()
+
+    def applies(self, reference: Result, candidate: Result) -> bool:
+        return getattr(reference, self.part) is not None and getattr(candidate, self.part) is not None
+
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        raise NotImplementedError
+
+    def outcome(self, status: str, **kw) -> Outcome:
+        return Outcome(self.id, status, **kw)
 
 
 def pts(x: float) -> str:
     return f"{x * 100:+.2f}"
 
 
-@dataclass
-class Obtained:
-    """What a case measured, in the terms the checks compare."""
-
-    case_id: str
-    wer: WerResult | None
-    compression: float
-    corpus_hash: str
-    model_fingerprint: str
-    transcripts: dict[str, str]
-    batching: str | None = None
-    weights: dict[str, list] = field(default_factory=dict)  # module -> [relative error, format]
-    output: dict | None = None  # TeacherForced.as_dict()
-    speed: dict | None = None  # speed.Timing.as_dict()
-
-
 def _names(items: list[str], limit: int = 6) -> str:
     return ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
 
 
-@dataclass
-class SameInputCheck:
+@register
+class InputsCheck(Check):
     """A baseline is comparable only on the same corpus content, the same fp32 weights and the same batching
     (batch composition changes what dynamically quantized models output)."""
 
-    needs = ("corpus_hash",)
+    id, part, blocking = "inputs", "inputs", True
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        if expected["corpus_hash"] != obtained.corpus_hash:
+    @staticmethod
+    def fails(old, new) -> str | None:
+        if old.corpus_hash != new.corpus_hash:
             return (
-                f"the corpus changed (content hash {expected['corpus_hash']} in the baseline, {obtained.corpus_hash} now): "
+                f"the corpus changed (content hash {old.corpus_hash} in the baseline, {new.corpus_hash} now): "
                 "the baseline is not comparable; rerun with --ptq-update-baselines once the change is intended"
             )
-        if expected.get("model_fingerprint") and expected["model_fingerprint"] != obtained.model_fingerprint:
+        if old.model_fingerprint and old.model_fingerprint != new.model_fingerprint:
             return (
-                f"the fp32 weights changed (fingerprint {expected['model_fingerprint'][:12]} in the baseline, "
-                f"{obtained.model_fingerprint[:12]} now); rerun with --ptq-update-baselines once intended"
+                f"the fp32 weights changed (fingerprint {old.model_fingerprint[:12]} in the baseline, "
+                f"{new.model_fingerprint[:12]} now); rerun with --ptq-update-baselines once intended"
             )
-        if expected.get("batching") and obtained.batching and expected["batching"] != obtained.batching:
+        if old.batching and new.batching and old.batching != new.batching:
             return (
-                f"the baseline was recorded with {expected['batching']!r} and this run uses {obtained.batching!r}: "
+                f"the baseline was recorded with {old.batching!r} and this run uses {new.batching!r}: "
                 "not comparable; rerun with the baseline's --ptq-batch-size/--ptq-encoder-batch-size, "
                 "or accept the change with --ptq-update-baselines"
             )
         return None
 
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        message = self.fails(reference.inputs, candidate.inputs)
+        return self.outcome(REGRESSED, failure=message) if message else self.outcome(IDENTICAL)
 
-@dataclass
-class WeightCheck:
-    """Per module: still quantized, same format, and the dequantized weight's relative error within
-    ``tolerance`` (relative) of its baseline. Deterministic and machine-independent: the first signal to
-    see a changed scale, zero point, code book, group size, optimizer default or dropped layer."""
 
-    tolerance: float
-    needs = ("weights",)
+@register
+class WeightCheck(Check):
+    """Per module: still quantized, same format, and the dequantized weight's relative error within the
+    ``weight`` tolerance (relative) of its reference. Deterministic and machine-independent: the first signal
+    to see a changed scale, zero point, code book, group size, optimizer default or dropped layer."""
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        old, new = expected["weights"], obtained.weights
+    id, part = "weights", "weights"
+
+    @classmethod
+    def build(cls, tol: dict) -> WeightCheck:
+        return cls(tol["weight"])
+
+    def __init__(self, tolerance: float):
+        self.tolerance = tolerance
+
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        old, new = reference.weights.modules, candidate.weights.modules
         problems = []
         lost = sorted(set(old) - set(new))
         if lost:
@@ -90,11 +162,12 @@ class WeightCheck:
         nan = [m for m, (e, _) in new.items() if e is not None and not math.isfinite(e)]
         if nan:
             problems.append(f"{len(nan)} module(s) have NaN or infinite dequantized weights: {_names(nan)}")
-        moved = []
+        moved, shifted = [], 0
         for m in sorted(set(old) & set(new)):
             a, b = old[m][0], new[m][0]
             if a is None or b is None or not math.isfinite(b):
                 continue
+            shifted += sig(a) != sig(b)
             if abs(b - a) > self.tolerance * max(a, 1e-6):
                 moved.append((abs(b - a) / max(a, 1e-6), m, a, b))
         if moved:
@@ -105,41 +178,73 @@ class WeightCheck:
                 f"the weight error of {len(moved)} module(s) moved beyond {self.tolerance:.1%} of its baseline "
                 f"({worse} worse, {len(moved) - worse} better): {detail}"
             )
-        return "weights: " + "; ".join(problems) if problems else None
+        if problems:
+            return self.outcome(REGRESSED, failure="weights: " + "; ".join(problems))
+        if shifted:
+            return self.outcome(CHANGED, change=f"the weight error of {shifted} module(s) moved within tolerance")
+        return self.outcome(IDENTICAL)
 
 
-def _bootstrap_mean_rise(old: np.ndarray, new: np.ndarray, weights: np.ndarray, seed: int = 0, resamples: int = 2000):
-    """Weighted mean of new - old with a 95% paired-bootstrap interval over utterances, and the one-sided p
-    (fraction of resamples in which the rise is <= 0)."""
-    d = new - old
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(d), size=(resamples, len(d)))
-    w = weights[idx]
-    means = (d[idx] * w).sum(axis=1) / w.sum(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float((d * weights).sum() / weights.sum()), float(low), float(high), float(np.mean(means <= 0))
+@register
+class SizeCheck(Check):
+    """Compression (fraction of the fp32 size saved) may not drop by more than the ``compression`` tolerance."""
+
+    id, part = "size", "size"
+
+    @classmethod
+    def build(cls, tol: dict) -> SizeCheck:
+        return cls(tol["compression"])
+
+    def __init__(self, tolerance: float):
+        self.tolerance = tolerance
+
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        old, new = reference.size.compression, candidate.size.compression
+        if new < old - self.tolerance:
+            return self.outcome(
+                REGRESSED,
+                failure=f"compression dropped from {old:.2%} to {new:.2%} of the fp32 size "
+                "saved: the library now stores more bytes for this configuration",
+            )
+        if round(old, 5) != round(new, 5):
+            return self.outcome(CHANGED, change=f"compression {old:.2%} -> {new:.2%}")
+        return self.outcome(IDENTICAL)
 
 
-@dataclass
-class OutputCheck:
+@register
+class OutputCheck(Check):
     """Teacher-forced output fidelity on the reference tokens: the mean KL divergence from fp32 may not rise
     more than ``kl`` (relative) and the reference negative log-likelihood not more than ``nll`` (nats per
     token, absolute), each only when a paired bootstrap over utterances finds the rise significant. ``nll``
-    None gates the KL alone (the comparison across machine profiles: a broken configuration's NLL moves with the
-    kernels by more than any useful absolute tolerance)."""
+    None gates the KL alone (the comparison across machine profiles: a broken configuration's NLL moves with
+    the kernels by more than any useful absolute tolerance).
 
-    kl: float
-    nll: float | None
-    alpha: float
-    needs = ("output",)
+    An activation-quantized output recorded only on other machine profiles (``Result.elsewhere``) is compared
+    with each of them on the KL alone at ``kl_across``, and fails only when it is beyond that against every
+    one: such outputs differ between CPUs' integer kernels, by at most 7% of the KL where measured (AVX2 against
+    AVX-512 kernels on one CPU)."""
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        old, new = expected["output"]["per_utterance"], (obtained.output or {}).get("per_utterance", {})
-        ids = [i for i in new if i in old]
+    id, part = "output", "outputs"
+
+    @classmethod
+    def build(cls, tol: dict) -> OutputCheck:
+        return cls(tol["kl"], tol["nll"], tol["alpha"])
+
+    def __init__(self, kl: float, nll: float | None, alpha: float):
+        self.kl, self.nll, self.alpha = kl, nll, alpha
+
+    def applies(self, reference: Result, candidate: Result) -> bool:
+        if candidate.outputs is None:
+            return False
+        return reference.outputs is not None or bool(reference.elsewhere)
+
+    def fails(self, old: Outputs, new: Outputs) -> str | None:
+        old_u, new_u = old.per_utterance, new.per_utterance
+        ids = [i for i in new_u if i in old_u]
         if not ids:
             return None
-        o = np.array([old[i] for i in ids], dtype=np.float64)
-        n = np.array([new[i] for i in ids], dtype=np.float64)
+        o = np.array([old_u[i] for i in ids], dtype=np.float64)
+        n = np.array([new_u[i] for i in ids], dtype=np.float64)
         weights = np.ones(len(ids))
         problems = []
         if not np.isfinite(n).all():
@@ -150,7 +255,8 @@ class OutputCheck:
         ):
             if limit is None:
                 continue
-            rise, low, high, p = _bootstrap_mean_rise(o[:, col], n[:, col], weights)
+            iv = mean_difference(o[:, col], n[:, col], weights)
+            rise, low, high, p = iv.delta, iv.low, iv.high, iv.p_value
             base = float(o[:, col].mean())
             allowed = limit * base + 1e-6 if relative else limit
             if rise > allowed and low > 0 and p < self.alpha:
@@ -166,65 +272,117 @@ class OutputCheck:
                 )
         return "output: " + "; ".join(problems) if problems else None
 
+    @staticmethod
+    def change(old: Outputs, new: Outputs) -> str | None:
+        """What moved between two outputs at the recorded precision, or None when nothing did."""
+        same = [i for i in new.per_utterance if i in old.per_utterance]
+        moved = [i for i in same if [sig(x) for x in old.per_utterance[i]] != [sig(x) for x in new.per_utterance[i]]]
+        if not moved and len(same) == len(old.per_utterance) == len(new.per_utterance):
+            return None
+        kl = f"{new.kl / old.kl - 1:+.1%}" if old.kl else f"{new.kl - old.kl:+.2g}"
+        return f"{len(moved)} utterance(s) moved: KL {old.kl:.5f} -> {new.kl:.5f} ({kl}), NLL {new.nll - old.nll:+.4f}"
 
-@dataclass
-class WerCheck:
-    """WER may not rise more than ``tolerance``; a rise fails only if the paired bootstrap finds it significant."""
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        new = candidate.outputs
+        if reference.outputs is None:
+            across = OutputCheck(context.tol["kl_across"], None, self.alpha)
+            first = None
+            for key, output in reference.elsewhere:
+                message = across.fails(output, new)
+                if message is None:
+                    first = None
+                    break
+                first = first or message.replace(
+                    "output: ", f"output (against machine profile {key}, another CPU): ", 1
+                )
+            keys = ", ".join(key for key, _ in reference.elsewhere)
+            note = (
+                f"output compared with machine profile {keys} at the tolerance across machines "
+                f"(KL +{context.tol['kl_across']:.0%})"
+            )
+            if first:
+                return self.outcome(REGRESSED, failure=first, note=note)
+            change = self.change(reference.elsewhere[0][1], new)
+            return self.outcome(CHANGED if change else IDENTICAL, note=note, change=change)
+        old = reference.outputs
+        detail = None
+        if old.kl:  # fp32's KL from itself is 0
+            detail = f"KL {old.kl:.5f} -> {new.kl:.5f} ({new.kl / old.kl - 1:+.1%}), NLL {old.nll:.4f} -> {new.nll:.4f}"
+        message = self.fails(old, new)
+        if message:
+            return self.outcome(REGRESSED, failure=message, detail=detail)
+        change = self.change(old, new)
+        return self.outcome(CHANGED if change else IDENTICAL, change=change, detail=detail)
 
-    tolerance: float
-    alpha: float
-    seed: int = 0
-    needs = ("transcripts", "wer")
 
-    def interval(self, obtained: Obtained, expected: dict):
-        ids = [u.id for u in obtained.wer.utterances]
-        refs = [u.reference for u in obtained.wer.utterances]
-        old = score(ids, refs, [expected["transcripts"].get(i, "") for i in ids])
-        return old, paired_bootstrap(
-            old.error_vector(), obtained.wer.error_vector(), obtained.wer.word_vector(), seed=self.seed
+@register
+class WerCheck(Check):
+    """WER may not rise more than ``wer``; a rise fails only if the paired bootstrap finds it significant. A
+    configuration whose reference WER is already ``broken`` (20 points) above fp32's only warns: its greedy
+    transcripts are chaotic, and its weights and teacher-forced outputs gate it."""
+
+    id, part = "wer", "transcripts"
+
+    @classmethod
+    def build(cls, tol: dict) -> WerCheck:
+        return cls(tol["wer"], tol["alpha"], tol["broken"])
+
+    def __init__(self, tolerance: float, alpha: float, broken: float, seed: int = 0):
+        self.tolerance, self.alpha, self.broken, self.seed = tolerance, alpha, broken, seed
+
+    def applies(self, reference: Result, candidate: Result) -> bool:
+        old, new = reference.transcripts, candidate.transcripts
+        return (
+            old is not None
+            and old.texts is not None
+            and old.wer is not None
+            and new is not None
+            and new.scored is not None
         )
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        old, iv = self.interval(obtained, expected)
-        rise = obtained.wer.wer - old.wer
+    def interval(self, reference: Result, candidate: Result):
+        new = candidate.transcripts.scored
+        ids = [u.id for u in new.utterances]
+        refs = [u.reference for u in new.utterances]
+        old = score(ids, refs, [reference.transcripts.texts.get(i, "") for i in ids])
+        return old, paired_bootstrap(old.error_vector(), new.error_vector(), new.word_vector(), seed=self.seed)
+
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        new = candidate.transcripts.scored
+        old, iv = self.interval(reference, candidate)
+        rise = new.wer - old.wer
         significant = iv.p_value < self.alpha and iv.low > 0
-        if rise > self.tolerance and significant:
-            worst = sorted(
-                ((u.errors - o.errors, u) for u, o in zip(obtained.wer.utterances, old.utterances)), key=lambda t: -t[0]
+        change = f"WER {pts(rise)} points ({old.wer:.2%} -> {new.wer:.2%})" if new.errors != old.errors else None
+        if not (rise > self.tolerance and significant):
+            return self.outcome(CHANGED if change else IDENTICAL, change=change)
+        worst = sorted(((u.errors - o.errors, u) for u, o in zip(new.utterances, old.utterances)), key=lambda t: -t[0])
+        names = ", ".join(f"{u.id} (+{d})" for d, u in worst[:5] if d > 0)
+        message = (
+            f"WER rose {pts(rise)} points ({old.wer:.2%} -> {new.wer:.2%}), beyond the tolerance of "
+            f"{self.tolerance * 100:.2f}; paired bootstrap 95% CI [{pts(iv.low)}, {pts(iv.high)}] points, "
+            f"p={iv.p_value:.4f}; utterances with more errors: {names}"
+        )
+        ref = reference.transcripts
+        if ref.fp32_wer is not None and ref.wer - ref.fp32_wer > self.broken:
+            return self.outcome(
+                CHANGED,
+                change=change,
+                warning=f"{message} (not gating: this configuration's baseline WER is already "
+                f"{(ref.wer - ref.fp32_wer) * 100:.0f} points above fp32, where greedy transcripts are "
+                "chaotic; its weights and teacher-forced outputs gate it)",
             )
-            names = ", ".join(f"{u.id} (+{d})" for d, u in worst[:5] if d > 0)
-            return (
-                f"WER rose {pts(rise)} points ({old.wer:.2%} -> {obtained.wer.wer:.2%}), beyond the tolerance of "
-                f"{self.tolerance * 100:.2f}; paired bootstrap 95% CI [{pts(iv.low)}, {pts(iv.high)}] points, "
-                f"p={iv.p_value:.4f}; utterances with more errors: {names}"
-            )
-        return None
+        return self.outcome(REGRESSED, failure=message, change=change)
 
 
-@dataclass
-class CompressionCheck:
-    """Compression (fraction of the fp32 size saved) may not drop."""
-
-    tolerance: float
-    needs = ("compression",)
-
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        if obtained.compression < expected["compression"] - self.tolerance:
-            return (
-                f"compression dropped from {expected['compression']:.2%} to {obtained.compression:.2%} of the fp32 size "
-                "saved: the library now stores more bytes for this configuration"
-            )
-        return None
-
-
-@dataclass
-class SpeedCheck:
+@register
+class SpeedCheck(Check):
     """Relative cost on the fixed workload (configuration time / fp32 time, interleaved rounds) against the
-    same machine profile's baseline, on the rounds measured in a machine state (memory/compute balance,
-    ``speed.REGIME_TOLERANCE``) the baseline holds a cost for. ``tolerance`` is the slowdown the check exists to catch (0.2: 20%).
-    A measurement beyond a quarter of it is suspect and gets more rounds (``suspect``); the check fails when
-    the slowdown is beyond three quarters of it (``FAIL_AT``) and its 95% interval excludes no change, so that
-    a slowdown of the full tolerance is caught although a measurement of it scatters by a few percent.
+    same machine profile's reference, on the rounds measured in a machine state (memory/compute balance,
+    ``speed.REGIME_TOLERANCE``) the reference holds a cost for. ``tolerance`` is the slowdown the check exists
+    to catch (0.2: 20%). A measurement beyond a quarter of it is suspect and gets more rounds (``suspect``); the
+    check fails when the slowdown is beyond three quarters of it (``FAIL_AT``) and its 95% interval excludes no
+    change, so that a slowdown of the full tolerance is caught although a measurement of it scatters by a few
+    percent.
 
     Measured on a 2-core VM (``whisper-ptq-bench perf --regimes`` and ``--speed-trials``): within one machine
     state the ratio of a configuration to fp32 stays within a few percent of its baseline; the machine switched
@@ -232,24 +390,28 @@ class SpeedCheck:
     relative to fp32. Before rounds were judged by state, such switches turned A/A runs red (1.15x, 1.18x,
     1.25x)."""
 
+    id, part = "speed", "speed"
     FAIL_AT = 0.75
 
-    tolerance: float
-    needs = ("speed",)
+    @classmethod
+    def build(cls, tol: dict) -> SpeedCheck:
+        return cls(tol["speed"])
+
+    def __init__(self, tolerance: float):
+        self.tolerance = tolerance
 
     @staticmethod
-    def not_judged(obtained: Obtained, expected: dict) -> str | None:
-        """Why the speed cannot be compared with the baseline now: fewer than two rounds of this case were
-        measured in a machine state (memory/compute balance) the baseline holds a cost for."""
-        old, new = expected["speed"], obtained.speed
-        if not new or sp.against(new, old) is not None:
+    def not_judged(old: sp.Speed, new: sp.Speed) -> str | None:
+        """Why ``new`` cannot be compared with ``old`` now: fewer than two of its rounds were measured in a
+        machine state (memory/compute balance) ``old`` holds a cost for."""
+        if new.in_state_of(old) is not None:
             return None
         now = (
-            f"was {new['state']:.2f} in the rounds timed for this configuration"
-            if new.get("state") is not None
+            f"was {new.state:.2f} in the rounds timed for this configuration"
+            if new.state is not None
             else "changed during every round timed for this configuration"
         )
-        recorded = " and ".join(f"{ref['state']:.2f}" for ref in sp.references(old))
+        recorded = " and ".join(f"{ref.state:.2f}" for ref in old.references())
         return (
             f"speed not judged: the machine's memory/compute balance {now}; the baseline holds costs for "
             f"{recorded} (a state is within {sp.REGIME_TOLERANCE:.0%}). In another state weight-only "
@@ -258,52 +420,73 @@ class SpeedCheck:
             "states measured with the same libraries on this machine profile"
         )
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        old, new = expected["speed"], obtained.speed
-        judged = sp.slowdown(new, old) if new else None
+    def fails(self, old: sp.Speed, new: sp.Speed) -> str | None:
+        judged = new.slowdown(old)
         if judged is None:
             return None
         slowdown, low, high, new, ref = judged
-        where = (
-            f" in the machine state the baseline measured it in (balance {ref['state']:.2f})"
-            if ref.get("state")
-            else ""
-        )
+        where = f" in the machine state the baseline measured it in (balance {ref.state:.2f})" if ref.state else ""
         if slowdown > 1 + self.FAIL_AT * self.tolerance and low > 1:
             return (
                 f"speed: {slowdown:.2f}x slower than its baseline on the fixed workload relative to fp32 "
-                f"(cost {ref['cost']:.3f} -> {new['cost']:.3f} of fp32's time, 95% CI of the slowdown "
-                f"[{low:.2f}, {high:.2f}], {new['rounds']} interleaved rounds{where}; speed-up over fp32 "
-                f"{1 / ref['cost']:.2f}x -> {1 / new['cost']:.2f}x)"
+                f"(cost {ref.cost:.3f} -> {new.cost:.3f} of fp32's time, 95% CI of the slowdown "
+                f"[{low:.2f}, {high:.2f}], {new.rounds} interleaved rounds{where}; speed-up over fp32 "
+                f"{1 / ref.cost:.2f}x -> {1 / new.cost:.2f}x)"
             )
         return None
 
-    def suspect(self, obtained: Obtained, expected: dict) -> bool:
+    def suspect(self, old: sp.Speed, new: sp.Speed) -> bool:
         """Whether a measurement deserves more rounds before it is judged: a point estimate beyond a quarter of
         the tolerance. With a case's few rounds the interval is wide, so a real slowdown of the full tolerance
         often has one round near no change; the confirmation rounds decide, on the pooled rounds."""
-        old, new = expected["speed"], obtained.speed
-        judged = sp.slowdown(new, old) if new else None
+        judged = new.slowdown(old)
         return judged is not None and judged[0] > 1 + self.tolerance / 4
 
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        old, new = reference.speed, candidate.speed
+        timing = new.timing
+        if not new.steady:
+            return self.outcome(
+                NOT_COMPARED,
+                warning=f"speed not judged: other processes used {timing.foreign_load:.0%} of the CPUs and "
+                f"the fp32 rounds varied by {timing.fp32_spread:.0%} while this case was timed (twice); "
+                "rerun on a quiet machine",
+            )
+        elsewhere = self.not_judged(old, new)
+        if elsewhere:
+            return self.outcome(NOT_COMPARED, warning=elsewhere)
+        ratio, low, high, same, _ = new.slowdown(old)
+        detail = f"speed {ratio:.3f}x its baseline ({same.rounds} rounds, 95% CI [{low:.3f}, {high:.3f}])"
+        message = self.fails(old, new)
+        if message:
+            return self.outcome(REGRESSED, failure=message, detail=detail)
+        significant = low > 1 or high < 1
+        change = f"{abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'}" if significant else None
+        return self.outcome(CHANGED if change else IDENTICAL, change=change, detail=detail)
 
-@dataclass
-class TranscriptCheck:
-    """Transcripts that changed are listed even when WER holds; a failure only in strict mode."""
 
-    strict: bool
-    needs = ("transcripts",)
+@register
+class TranscriptCheck(Check):
+    """Transcripts that changed are listed even when WER holds (a warning); a failure only in strict mode."""
 
-    def changed(self, obtained: Obtained, expected: dict) -> list[tuple[str, str, str, str]]:
-        refs = {u.id: u.reference for u in obtained.wer.utterances}
-        old = expected["transcripts"]
+    id, part = "transcripts", "transcripts"
+
+    def applies(self, reference: Result, candidate: Result) -> bool:
+        old, new = reference.transcripts, candidate.transcripts
+        return old is not None and old.texts is not None and new is not None and new.scored is not None
+
+    @staticmethod
+    def changed(reference: Result, candidate: Result) -> list[tuple[str, str, str, str]]:
+        refs = {u.id: u.reference for u in candidate.transcripts.scored.utterances}
+        old = reference.transcripts.texts
         return [
             (i, refs.get(i, ""), old.get(i, "<absent>"), new)
-            for i, new in obtained.transcripts.items()
+            for i, new in candidate.transcripts.texts.items()
             if old.get(i) != new
         ]
 
-    def message(self, changes) -> str:
+    @staticmethod
+    def message(changes) -> str:
         lines = [f"{len(changes)} transcript(s) changed:"]
         for utt, ref, old, new in changes[:10]:
             lines.append(f"  {utt}: reference {ref!r}\n      old {old!r}\n      new {new!r}")
@@ -311,6 +494,12 @@ class TranscriptCheck:
             lines.append(f"  ... and {len(changes) - 10} more")
         return "\n".join(lines)
 
-    def fails(self, obtained: Obtained, expected: dict) -> str | None:
-        changes = self.changed(obtained, expected)
-        return self.message(changes) if changes and self.strict else None
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        changes = self.changed(reference, candidate)
+        if not changes:
+            return self.outcome(IDENTICAL)
+        message = self.message(changes)
+        change = f"{len(changes)} transcript(s) changed"
+        if context.strict_transcripts:
+            return self.outcome(REGRESSED, failure=message, change=change)
+        return self.outcome(CHANGED, warning=message, change=change)

@@ -14,17 +14,6 @@ from pathlib import Path
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.regressions import CATALOGUE, Regression, by_name
 
-#: Which check a failure message comes from (the messages start with these).
-_CHECKS = (
-    ("weights:", "weights"),
-    ("output", "output"),  # "output: ..." on the case's own profile, "output (against machine profile ...)" elsewhere
-    ("speed:", "speed"),
-    ("WER rose", "wer"),
-    ("compression dropped", "size"),
-    ("the corpus changed", "input"),
-    ("no baseline", "missing"),
-)
-
 
 @dataclass
 class Row:
@@ -38,58 +27,24 @@ class Row:
     seconds: float = 0.0
 
 
-def checks_of(failures: list[str]) -> list[str]:
-    out = []
-    for message in failures:
-        name = next((n for prefix, n in _CHECKS if message.startswith(prefix)), "other")
-        if name not in out:
-            out.append(name)
-    return out
-
-
 def _first_line(messages: list[str], limit: int = 220) -> str:
     text = " | ".join((m.splitlines() or [""])[0] for m in messages if m)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _harness(options, shared):
-    from whisper_ptq_bench.runner import Harness
-
-    harness = Harness(options)
-    harness.models, harness.workloads = shared["models"], shared["workloads"]
-    return harness
-
-
 def _run(harness, model: str, corpus: str, config: QuantConfig):
-    """(failures, error, what a green case measured and warned) of one case."""
+    """(ids of the checks that failed, failures, error, what a green case measured and warned) of one case."""
     from whisper_ptq_bench.runner import QuantizationFailed
 
     try:
-        result = harness.run_case(model, corpus, config)
+        record = harness.run_case(model, corpus, config)
     except QuantizationFailed as err:
-        return [], str(err), ""
-    return result.failures, None, _measured(harness, result)
-
-
-def _measured(harness, result) -> str:
-    """For a case that stayed green: its warnings and its speed against the baseline, so that a miss says why."""
-    from whisper_ptq_bench import gate
-    from whisper_ptq_bench import speed as sp
-
-    parts = list(result.warnings)
-    entry = harness.baselines().get("cases", {}).get(result.case_id)
-    old = gate.expected_view(entry, harness.profile)[0].get("output") if entry else None
-    if old and result.output and old.get("kl"):
-        kl = result.output["kl"]
-        parts.append(
-            f"KL {old['kl']:.5f} -> {kl:.5f} ({kl / old['kl'] - 1:+.1%}), NLL {old['nll']:.4f} -> {result.output['nll']:.4f}"
-        )
-    known = harness._speed_baseline(result)
-    judged = sp.slowdown(result.speed, known[0]["speed"]) if known and result.speed else None
-    if judged:
-        ratio, low, high, new, _ = judged
-        parts.append(f"speed {ratio:.3f}x its baseline ({new['rounds']} rounds, 95% CI [{low:.3f}, {high:.3f}])")
-    return _first_line(parts)
+        return [], [], str(err), ""
+    verdict = record.verdict
+    failed = list(dict.fromkeys(verdict.failed())) if verdict is not None else []
+    # for a case that stayed green: its warnings and its outputs and speed against the baseline, so a miss says why
+    measured = _first_line(list(record.warnings) + (verdict.detail() if verdict is not None else []))
+    return failed, record.failures, None, measured
 
 
 def run(
@@ -98,16 +53,17 @@ def run(
     """Run the drill; ``options`` is a runner.Options (one model, one corpus) against existing baselines;
     ``models`` may hand in fp32 models already loaded (name -> LoadedModel)."""
     from whisper_ptq_bench.backends import get_backend
+    from whisper_ptq_bench.runner import Harness, Shared
 
     model, corpus = options.models[0], options.corpora[0]
-    shared: dict = {"models": dict(models or {}), "workloads": {}}
+    shared = Shared(models=dict(models or {}))
     plan = []
     for reg in regressions:
         ids = list(reg.configs[:per_regression])
         if "fp32" in reg.configs and "fp32" not in ids:
             ids.insert(0, "fp32")
         plan.append((reg, [QuantConfig.from_id(i) for i in ids]))
-    control = _harness(options, shared)
+    control = Harness(options, shared)
     green: dict[str, tuple[bool, str]] = {}
     for config in dict.fromkeys(c for _, configs in plan for c in configs):
         backend = get_backend(config.backend)
@@ -115,14 +71,14 @@ def run(
         if reason:
             green[config.id] = (False, f"skipped: {reason}")
             continue
-        failures, error, _ = _run(control, model, corpus, config)
+        _, failures, error, _ = _run(control, model, corpus, config)
         green[config.id] = (not failures and not error, _first_line(failures or [error or ""]))
         echo(f"control {config.id}: {'green' if green[config.id][0] else 'RED ' + green[config.id][1]}")
     rows = []
     for reg, configs in plan:
-        harness = _harness(options, shared)
-        if reg.library != "transformers":  # fp32 is untouched: its reference needs no recomputing
-            harness.references = control.references
+        # fp32 is untouched unless transformers is patched: its references need no recomputing
+        references = control.references if reg.library != "transformers" else {}
+        harness = Harness(options, Shared(shared.models, shared.workloads, references))
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
@@ -140,21 +96,19 @@ def run(
                 continue
             start = time.perf_counter()
             with reg.patch():
-                failures, error, measured = _run(harness, model, corpus, config)
+                checks, failures, error, measured = _run(harness, model, corpus, config)
             seconds = time.perf_counter() - start
             if error:
                 row = Row(
                     reg.name, reg.kind, reg.library, case, "caught (library error)", ["error"], error[:220], seconds
                 )
             elif failures:
-                row = Row(
-                    reg.name, reg.kind, reg.library, case, "caught", checks_of(failures), _first_line(failures), seconds
-                )
+                row = Row(reg.name, reg.kind, reg.library, case, "caught", checks, _first_line(failures), seconds)
             else:
                 row = Row(reg.name, reg.kind, reg.library, case, "missed", [], measured, seconds)
             rows.append(row)
             echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
-            harness._quantized = harness._quantized_key = None  # never reuse a copy made under a patch
+            harness.forget_quantized()  # never reuse a copy made under a patch
     return rows
 
 

@@ -28,12 +28,12 @@ def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dic
 
     A module the backend cannot dequantize gets error None (its format still gates); a NaN error says the
     library produced non-finite weights."""
-    from whisper_ptq_bench.scope import _unwrap
+    from whisper_ptq_bench.scope import unwrap
 
     out: dict[str, list] = {}
     for name, fmt in formats.items():
         try:
-            module = _unwrap(quantized.get_submodule(name))
+            module = unwrap(quantized.get_submodule(name))
             ref = reference.get_submodule(name).weight
         except AttributeError:
             out[name] = [None, fmt]

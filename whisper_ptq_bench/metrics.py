@@ -93,7 +93,7 @@ def score(ids: Sequence[str], references: Sequence[str], hypotheses: Sequence[st
 
 @dataclass(frozen=True)
 class Interval:
-    """A paired-bootstrap estimate of WER(b) - WER(a), in absolute WER (0.01 = one point)."""
+    """A paired-bootstrap estimate of a difference b - a (for WER: in absolute WER, 0.01 = one point)."""
 
     delta: float
     low: float
@@ -105,22 +105,45 @@ class Interval:
         return {"delta": self.delta, "ci95": [self.low, self.high], "p": self.p_value, "resamples": self.resamples}
 
 
+def resampled(statistic, *arrays: np.ndarray, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """``statistic`` over ``resamples`` paired bootstrap resamples: the same rows of every array, drawn with
+    replacement (seeded); ``statistic`` gets each array as (resamples, n) and returns one value per resample."""
+    n = len(arrays[0])
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    return statistic(*(a[idx] for a in arrays))
+
+
 def paired_bootstrap(
     errors_a: np.ndarray, errors_b: np.ndarray, words: np.ndarray, *, resamples: int = 2000, seed: int = 0
 ) -> Interval:
-    """Resample utterances with replacement (same indices for both systems); 95% percentile interval."""
+    """sum(b - a) / sum(words) with its 95% percentile interval, resampling utterances with replacement (the same
+    indices for both systems); WER(b) - WER(a) when a and b count errors per utterance."""
     errors_a, errors_b, words = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, words))
     n = len(words)
     if not (len(errors_a) == len(errors_b) == n) or n == 0:
         raise ValueError("paired_bootstrap needs equally long, non-empty per-utterance vectors")
     delta = (errors_b.sum() - errors_a.sum()) / words.sum()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(resamples, n))
-    w = words[idx].sum(axis=1)
-    w[w == 0] = 1.0
-    d = (errors_b[idx].sum(axis=1) - errors_a[idx].sum(axis=1)) / w
+
+    def change(a, b, w):
+        total = w.sum(axis=1)
+        total[total == 0] = 1.0
+        return (b.sum(axis=1) - a.sum(axis=1)) / total
+
+    d = resampled(change, errors_a, errors_b, words, resamples=resamples, seed=seed)
     low, high = np.percentile(d, [2.5, 97.5])
     return Interval(float(delta), float(low), float(high), float(np.mean(d <= 0)), resamples)
+
+
+def mean_difference(old: np.ndarray, new: np.ndarray, weights: np.ndarray, *, resamples: int = 2000, seed: int = 0):
+    """Weighted mean of ``new - old`` per utterance with its 95% paired-bootstrap interval; ``p_value`` is the
+    fraction of resamples in which the difference is <= 0 (one-sided, for "new is higher")."""
+    d = np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    means = resampled(lambda d, w: (d * w).sum(axis=1) / w.sum(axis=1), d, weights, resamples=resamples, seed=seed)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Interval(
+        float((d * weights).sum() / weights.sum()), float(low), float(high), float(np.mean(means <= 0)), resamples
+    )
 
 
 def transcript_fingerprint(hypotheses: Sequence[str]) -> str:

@@ -132,52 +132,31 @@ def batching_gain(loaded, corpus, batch_size: int, encoder_batch_size: int | Non
 
 def work_counts(model: str, corpora: list[str], configs: list[str], max_utterances: int) -> Counter:
     """Run cases through the harness and count loads, feature extractions, references and quantizations."""
-    import whisper_ptq_bench.models as models
-    import whisper_ptq_bench.runner as runner
-    from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.runner import Harness, Options
 
-    counts: Counter = Counter()
-    real_load, real_features = models.load, runner.features
-    patched = []
-
-    def counting(name, fn):
-        def wrapper(*a, **k):
-            counts[name] += 1
-            return fn(*a, **k)
-
-        return wrapper
-
-    models.load = counting("model loads", real_load)
-    runner.features = counting("feature extractions (incl. cached lookups)", real_features)
-    backends = {get_backend(QuantConfig.from_id(c).backend) for c in configs}
-    for backend in backends:
-        patched.append((type(backend), type(backend).quantize))
-        type(backend).quantize = counting("quantizations", type(backend).quantize)
-    reference_runs = Counter()
-    original_transcribe = Harness._transcribe
-
-    def transcribe_counted(self, model, loaded, fb, phase):
-        if phase == "reference":
-            reference_runs[fb.corpus] += 1
-        return original_transcribe(self, model, loaded, fb, phase)
-
-    Harness._transcribe = transcribe_counted
-    try:
-        harness = Harness(
-            Options(models=[model], corpora=corpora, max_utterances=max_utterances, update_baselines=True)
-        )
-        for config in configs:
-            for corpus in corpora:
-                harness.run_case(model, corpus, QuantConfig.from_id(config))
-        counts["fp32 reference transcriptions"] = sum(reference_runs.values())
-        counts["cases"] = len(harness.results)
-    finally:
-        models.load, runner.features = real_load, real_features
-        Harness._transcribe = original_transcribe
-        for cls, fn in patched:
-            cls.quantize = fn
+    harness = Harness(Options(models=[model], corpora=corpora, max_utterances=max_utterances, update_baselines=True))
+    for config in configs:
+        for corpus in corpora:
+            harness.run_case(model, corpus, QuantConfig.from_id(config))
+    counts = Counter(harness.counts)
+    counts["cases"] = len(harness.results)
     return counts
+
+
+def _quantized_and_workload(model_name: str, config_ids: list[str]):
+    """The fp32 model, a quantized copy per configuration (``measure.quantize``) and the fixed workload."""
+    from whisper_ptq_bench import measure
+    from whisper_ptq_bench import scope as sc
+    from whisper_ptq_bench.models import load
+    from whisper_ptq_bench.runner import Options
+
+    loaded = load(model_name)
+    options = Options(models=[model_name], corpora=[])
+    models = {"fp32": loaded.model}
+    for cid in config_ids:
+        models[cid] = measure.quantize(loaded.model, QuantConfig.from_id(cid), sc.select(loaded.model), "cpu").model
+    work = measure.workload(loaded, load_corpus(options.calibration_corpus), options.workload_steps)
+    return models, work
 
 
 @dataclass
@@ -205,28 +184,14 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
     made ``slowdown`` slower (a busy wait after each of its workload runs, proportional to that run),
     alternating. A trial is a configuration's two cases, each timed and judged as the harness does (``rounds``
     per case, the main job's default): two case timings per trial."""
-    import copy
-
-    from whisper_ptq_bench import fidelity as fd
-    from whisper_ptq_bench import scope as sc
-    from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.checks import SpeedCheck
-    from whisper_ptq_bench.models import load
-    from whisper_ptq_bench.runner import Options
-    from whisper_ptq_bench.speed import interleaved
+    from whisper_ptq_bench.speed import Speed, balance, interleaved, pooled, time_case
 
-    loaded = load(model_name)
-    config = QuantConfig.from_id(config_id)
-    backend = get_backend(config.backend)
-    quantized = backend.quantize(copy.deepcopy(loaded.model), config, sc.select(loaded.model), "cpu", None).eval()
-    options = Options(models=[model_name], corpora=[])
-    corpus = load_corpus(options.calibration_corpus)
-    fb = features(loaded.processor, corpus, 1)
-    tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
-    work = fd.Workload.build(fb, tokens, 1, options.workload_steps)
+    models, work = _quantized_and_workload(model_name, [config_id])
+    loaded_model, quantized = models["fp32"], models[config_id]
 
     def fp32() -> None:
-        work.run(loaded.model, "cpu")
+        work.run(loaded_model, "cpu")
 
     def same() -> None:
         work.run(quantized, "cpu")
@@ -238,28 +203,23 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
         while time.perf_counter() < until:
             pass
 
-    from whisper_ptq_bench.checks import Obtained
-    from whisper_ptq_bench.speed import balance, pooled, references, time_case, with_states
-    from whisper_ptq_bench.speed import slowdown as slowdown_of
+    def fails(timing, baseline: Speed) -> bool:
+        return SpeedCheck(0.2).fails(baseline, Speed.measured(timing)) is not None
 
-    def probe(timing) -> Obtained:
-        return Obtained("trial", None, 0.0, "", "", {}, speed=timing.as_dict())
+    def suspect(timing, baseline: Speed) -> bool:
+        return SpeedCheck(0.2).suspect(baseline, Speed.measured(timing))
 
-    def fails(timing, baseline) -> bool:
-        return SpeedCheck(0.2).fails(probe(timing), {"speed": baseline}) is not None
+    def other_state(timing, baseline: Speed) -> bool:
+        return SpeedCheck.not_judged(baseline, Speed.measured(timing)) is not None
 
-    def suspect(timing, baseline) -> bool:
-        return SpeedCheck(0.2).suspect(probe(timing), {"speed": baseline})
-
-    def other_state(timing, baseline) -> bool:
-        return SpeedCheck.not_judged(probe(timing), {"speed": baseline}) is not None
-
-    def record() -> dict:
+    def record() -> Speed:
         """A baseline as an update run records it: the pooled rounds of the configuration's two cases."""
-        return pooled(
-            interleaved(fp32, same, rounds // 2, probe=balance),
-            interleaved(fp32, same, rounds - rounds // 2, warm_up=False, probe=balance),
-        ).as_dict()
+        return Speed.measured(
+            pooled(
+                interleaved(fp32, same, rounds // 2, probe=balance),
+                interleaved(fp32, same, rounds - rounds // 2, warm_up=False, probe=balance),
+            )
+        )
 
     def judged_case(config_fn, earlier):
         """One case timed as the harness times it (``speed.time_case``) and judged. A case in a state the baseline
@@ -274,12 +234,12 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
             return "not judged", earlier
         total = pooled(earlier, timing)
         if other_state(total, held[0]):
-            held[0] = with_states(held[0], record())
-            result.states_recorded = len(references(held[0]))
+            held[0] = held[0].with_states(record())
+            result.states_recorded = len(held[0].references())
         if other_state(total, held[0]):
             result.other_state += 1
             return "not judged", earlier
-        ratio = slowdown_of(total.as_dict(), held[0])[0]
+        ratio = Speed.measured(total).slowdown(held[0])[0]
         result.ratios.append((config_fn is slowed, round(ratio, 4)))
         return ("fail" if fails(total, held[0]) else "pass"), total
 
@@ -290,14 +250,14 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
         return [first, second]
 
     held = [record()]  # the baseline, gaining the cost of each further machine state the trials meet
-    result = SpeedTrials(config_id, held[0]["cost"], [], [], slowdown, baseline_state=held[0]["state"])
+    result = SpeedTrials(config_id, held[0].cost, [], [], slowdown, baseline_state=held[0].state)
     for _ in range(trials):
         result.same += trial(same)
         result.slowed += trial(slowed)
         print(
             f"  A/A {result.rate(result.same, 'fail')}, slowed {result.rate(result.slowed, 'fail')}; "
             f"measured slowdowns {result.ratios[-4:]}; baseline states "
-            f"{', '.join(format(r['state'], '.2f') for r in references(held[0]))}",
+            f"{', '.join(format(r.state, '.2f') for r in held[0].references())}",
             flush=True,
         )
     return result
@@ -331,26 +291,9 @@ def regimes(model_name: str, config_ids: list[str], minutes: float) -> Regimes:
     """Time fp32 and each configuration on the fixed workload round after round for ``minutes`` (the order
     rotating each round), reading the machine's memory/compute balance before each round: whether this
     machine switches between states, and how each configuration's relative cost moves with them."""
-    import copy
-
-    from whisper_ptq_bench import fidelity as fd
-    from whisper_ptq_bench import scope as sc
-    from whisper_ptq_bench.backends import get_backend
-    from whisper_ptq_bench.models import load
-    from whisper_ptq_bench.runner import Options
     from whisper_ptq_bench.speed import balance
 
-    loaded = load(model_name)
-    models = {"fp32": loaded.model}
-    for cid in config_ids:
-        config = QuantConfig.from_id(cid)
-        model = copy.deepcopy(loaded.model)
-        models[cid] = get_backend(config.backend).quantize(model, config, sc.select(loaded.model), "cpu", None).eval()
-    options = Options(models=[model_name], corpora=[])
-    corpus = load_corpus(options.calibration_corpus)
-    fb = features(loaded.processor, corpus, 1)
-    tokens = fd.reference_tokens(loaded.processor.tokenizer, loaded.generation_config, [u.text for u in corpus])
-    work = fd.Workload.build(fb, tokens, 1, options.workload_steps)
+    models, work = _quantized_and_workload(model_name, config_ids)
     names = list(models)
     for name in names:  # warm-up
         work.run(models[name], "cpu")

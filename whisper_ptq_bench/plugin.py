@@ -348,14 +348,14 @@ def _finish(session, exitstatus) -> None:
     except BenchError as err:
         lines = [f"ERROR: {err}"]
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    rows = [_row(r) for r in harness.results]
+    rows = [r.row() for r in harness.results]
     summary = {
         "rows": rows,
         "lines": lines,
         "phases": dict(harness.phases),
         "env": harness.env,
         "diff": _env_diff(harness),
-        "unmeasured": [r.extra_info() for r in harness.results if r.speed is None] + skipped,
+        "unmeasured": [r.extra_info() for r in harness.results if r.result.speed is None] + skipped,
         "batching": harness.options.batching,
         "profile": f"{harness.profile} = {describe(harness.machine)}{_profile_known(harness)}",
     }
@@ -383,7 +383,7 @@ def pytest_testnodedown(node, error):
 
 def _profile_known(harness) -> str:
     try:
-        known = harness.baselines().get("profiles", {})
+        known = harness.baselines().data.get("profiles", {})
     except BenchError:
         return ""
     if harness.profile in known:
@@ -397,7 +397,7 @@ def _profile_known(harness) -> str:
 
 def _env_diff(harness) -> list[str]:
     try:
-        data = harness.baselines()
+        data = harness.baselines().data
     except BenchError:
         return []
     out = []
@@ -406,35 +406,6 @@ def _env_diff(harness) -> list[str]:
         if diffs:
             out.append(f"{key}: " + ", ".join(diffs))
     return out
-
-
-def _own_rounds(speed: dict | None) -> list[float]:
-    """The machine-state readings of a case's own rounds (its speed entry pools earlier cases' rounds first)."""
-    if not speed or not speed.get("balance"):
-        return []
-    return speed["balance"][-speed.get("rounds_this_case", len(speed["balance"])) :]
-
-
-def _row(r) -> dict:
-    from whisper_ptq_bench.runner import _mean_weight_error
-
-    return {
-        "case": r.case_id,
-        "wer": None if r.wer is None else r.wer.wer,
-        "delta": None if r.delta is None else [r.delta["delta"], *r.delta["ci95"]],
-        "size_mb": r.serialized_bytes / 1e6,
-        "compression": r.compression,
-        "weight_error": _mean_weight_error(r.weights),
-        "kl": None if r.output is None else r.output["kl"],
-        "kernel": None if r.speed is None else 1 / r.speed["cost"],
-        "speedup": r.speedup,
-        "verdict": {"error": "ERROR", "fail": "FAIL"}.get(r.verdict, "warn" if r.warnings else "ok"),
-        "baseline": r.baseline_status,
-        "error": r.error,
-        "notes": r.notes,
-        "library_warnings": r.library_warnings,
-        "balance": _own_rounds(r.speed),
-    }
 
 
 def _fmt(value, spec: str, width: int) -> str:

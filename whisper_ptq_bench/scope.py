@@ -86,12 +86,12 @@ def _own_params(module) -> list:
     return list(module.parameters(recurse=False))
 
 
-def _unwrap(module):
+def unwrap(module):
     inner = getattr(module, "module", None)  # torch.ao QuantWrapper
     return inner if inner is not None and type(module).__name__ == "QuantWrapper" else module
 
 
-def _plain(t) -> bool:
+def plain(t) -> bool:
     import torch
 
     return type(t) in (torch.Tensor, torch.nn.Parameter)
@@ -108,7 +108,7 @@ def inspect(reference, quantized, requested: list[str], backend) -> ScopeReport:
         count = sum(p.numel() for p in params if id(p) not in seen)
         seen.update(id(p) for p in params)
         try:
-            mod = _unwrap(quantized.get_submodule(name))
+            mod = unwrap(quantized.get_submodule(name))
         except AttributeError:
             report.quantized.append(ModuleEntry(name, type(ref).__name__, count, "replaced (module no longer present)"))
             continue
@@ -117,7 +117,7 @@ def inspect(reference, quantized, requested: list[str], backend) -> ScopeReport:
             qparams = _own_params(mod)
             changed = (
                 type(mod) is not type(ref)
-                or any(not _plain(p) for p in qparams)
+                or any(not plain(p) for p in qparams)
                 or any(getattr(p, "dtype", None) != getattr(r, "dtype", None) for p, r in zip(qparams, params))
             )
             if changed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from whisper_ptq_bench.scope import _plain
+from whisper_ptq_bench.scope import plain
 
 
 def serialized_bytes(model) -> int:
@@ -27,7 +27,7 @@ def tensor_bytes(model) -> int:
 
         if isinstance(obj, torch.Tensor):
             flatten = getattr(type(obj), "__tensor_flatten__", None)
-            if flatten is not None and not _plain(obj) and type(obj) is not torch.nn.Parameter:
+            if flatten is not None and not plain(obj) and type(obj) is not torch.nn.Parameter:
                 try:
                     names, _ = obj.__tensor_flatten__()
                     for attr in names:

@@ -8,9 +8,11 @@ its kernels run."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from whisper_ptq_bench.metrics import resampled
 
 #: fp32 rounds of one case whose slowest is more than this fraction above the fastest were disturbed by
 #: something else on the machine; measured on a quiet 2-core machine: below 0.08 (README, Measured).
@@ -181,9 +183,7 @@ class Timing:
 
     def interval(self, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
         """95% bootstrap percentile interval of the median ratio (rounds resampled with replacement)."""
-        r = self.ratios
-        rng = np.random.default_rng(seed)
-        med = np.median(r[rng.integers(0, len(r), size=(resamples, len(r)))], axis=1)
+        med = resampled(lambda r: np.median(r, axis=1), self.ratios, resamples=resamples, seed=seed)
         low, high = np.percentile(med, [2.5, 97.5])
         return float(low), float(high)
 
@@ -299,52 +299,125 @@ def pooled(earlier: Timing | None, now: Timing) -> Timing:
     )
 
 
-def references(old: dict) -> list[dict]:
-    """The states a speed baseline holds a cost for: its recorded state first, then ``others``."""
-    return [old, *old.get("others", [])]
+@dataclass(frozen=True)
+class StateCost:
+    """A configuration's cost relative to fp32 in one machine state: the state's balance (None when not probed),
+    the median cost, its 95% interval and the number of rounds."""
+
+    state: float | None
+    cost: float
+    ci95: tuple[float, ...] = ()
+    rounds: int = 0
+
+    @classmethod
+    def of(cls, d: dict) -> StateCost:
+        return cls(d.get("state"), d["cost"], tuple(d.get("ci95", ())), d.get("rounds", 0))
 
 
-def against(new: dict, old: dict) -> tuple[dict, dict] | None:
-    """``new`` (a speed entry) restricted to its rounds in one of the machine states ``old`` (a baseline's) holds a
-    cost for, and that state's reference (state, cost, ci95, rounds): the state with most of ``new``'s rounds, the
-    recorded one on a tie. Unrestricted, against ``old`` itself, when either was not probed; None when no state
-    of ``old`` has two of ``new``'s rounds (then the two are not comparable)."""
-    if old.get("state") is None or len(new.get("balance") or []) != len(new.get("fp32_s") or [None]):
-        return new, old
-    timing = Timing(list(new["fp32_s"]), list(new["config_s"]), balance=list(new["balance"]))
-    best = max(
-        ((timing.in_state(ref["state"]), ref) for ref in references(old) if ref.get("state")),
-        key=lambda pair: len(pair[0].fp32),
-    )  # max keeps the first of equals: the recorded state
-    same, ref = best
-    if len(same.fp32) < MIN_STATE_ROUNDS:
-        return None
-    low, high = same.interval()
-    return {**new, "cost": same.cost, "ci95": [low, high], "rounds": len(same.fp32), "state": ref["state"]}, ref
+@dataclass(frozen=True)
+class Speed:
+    """A configuration's speed on the fixed workload: its cost relative to fp32 in the state most rounds were in,
+    the cost in each further state (``others``), and, when measured in this run, the rounds themselves
+    (``timing``). A baseline's speed has no rounds."""
 
+    cost: float
+    ci95: tuple[float, ...]
+    rounds: int
+    workload: str = ""
+    state: float | None = None
+    others: tuple[StateCost, ...] = ()
+    timing: Timing | None = None
+    rounds_this_case: int | None = None
 
-def slowdown(new: dict, old: dict) -> tuple[float, float, float, dict, dict] | None:
-    """(slowdown, its 95% CI low, high, ``new`` restricted as in ``against``, the reference it is measured
-    against): ``new``'s cost over the held state's; None when not comparable."""
-    judged = against(new, old)
-    if judged is None:
-        return None
-    same, ref = judged
-    low, high = (x / ref["cost"] for x in same["ci95"])
-    return same["cost"] / ref["cost"], low, high, same, ref
+    @classmethod
+    def measured(cls, timing: Timing, rounds_this_case: int | None = None) -> Speed:
+        d = timing.as_dict()
+        return cls(
+            d["cost"],
+            tuple(d["ci95"]),
+            d["rounds"],
+            d["workload"],
+            d["state"],
+            tuple(StateCost.of(o) for o in d["others"]),
+            timing,
+            rounds_this_case,
+        )
 
+    @property
+    def primary(self) -> StateCost:
+        return StateCost(self.state, self.cost, self.ci95, self.rounds)
 
-def with_states(primary: dict, extra: dict) -> dict:
-    """``primary`` (a speed entry) with the states of ``extra`` that ``primary`` holds no cost for added to its
-    ``others``: what a recording in one machine state keeps of an earlier one (same profile and versions)
-    in another."""
-    if primary.get("state") is None:
-        return primary
-    held = [ref["state"] for ref in references(primary)]
-    others = list(primary.get("others", []))
-    for ref in references(extra):
-        state = ref.get("state")
-        if state and not any(in_state([state], h)[0] for h in held):
-            others.append({k: ref[k] for k in ("state", "cost", "ci95", "rounds") if k in ref})
-            held.append(state)
-    return {**primary, "others": others}
+    def references(self) -> list[StateCost]:
+        """The states this speed holds a cost for: its own state first, then ``others``."""
+        return [self.primary, *self.others]
+
+    @property
+    def steady(self) -> bool:
+        return self.timing is None or self.timing.steady
+
+    def info(self) -> dict:
+        """Everything measured: cost, interval, every round's times and balance, steadiness."""
+        if self.timing is None:
+            return self.entry()
+        d = self.timing.as_dict()
+        return d if self.rounds_this_case is None else {**d, "rounds_this_case": self.rounds_this_case}
+
+    def entry(self) -> dict:
+        """What a baseline keeps: the cost per machine state, rounded."""
+        out = {
+            "cost": round(self.cost, 4),
+            "ci95": [round(x, 4) for x in self.ci95],
+            "rounds": self.rounds,
+            "workload": self.workload,
+        }
+        if self.state is not None:  # the machine's memory/compute balance the cost was measured in
+            out["state"] = round(self.state, 4)
+            others = [  # the cost in further states (this recording's, or kept from one of the same environment)
+                {"state": round(o.state, 4), "cost": round(o.cost, 4), "ci95": [round(x, 4) for x in o.ci95]}
+                | {"rounds": o.rounds}
+                for o in self.others
+            ]
+            if others:
+                out["others"] = others
+        return out
+
+    def with_states(self, extra: Speed) -> Speed:
+        """This speed with the states of ``extra`` that it holds no cost for added to its ``others``: what a
+        recording in one machine state keeps of an earlier one (same profile and versions) in another."""
+        if self.state is None:
+            return self
+        held = [ref.state for ref in self.references()]
+        others = list(self.others)
+        for ref in extra.references():
+            if ref.state and not any(in_state([ref.state], h)[0] for h in held):
+                others.append(ref)
+                held.append(ref.state)
+        return replace(self, others=tuple(others))
+
+    def in_state_of(self, old: Speed) -> tuple[Speed, StateCost] | None:
+        """These rounds restricted to one of the machine states ``old`` (a baseline's) holds a cost for, and that
+        state's reference: the state with most of these rounds, the recorded one on a tie. Unrestricted, against
+        ``old`` itself, when either was not probed; None when no state of ``old`` has two of these rounds (then
+        the two are not comparable)."""
+        timing = self.timing
+        if old.state is None or timing is None or len(timing.balance) != len(timing.fp32):
+            return self, old.primary
+        best = max(
+            ((timing.in_state(ref.state), ref) for ref in old.references() if ref.state),
+            key=lambda pair: len(pair[0].fp32),
+        )  # max keeps the first of equals: the recorded state
+        same, ref = best
+        if len(same.fp32) < MIN_STATE_ROUNDS:
+            return None
+        low, high = same.interval()
+        return replace(self, cost=same.cost, ci95=(low, high), rounds=len(same.fp32), state=ref.state), ref
+
+    def slowdown(self, old: Speed) -> tuple[float, float, float, Speed, StateCost] | None:
+        """(slowdown, its 95% CI low, high, these rounds restricted as in ``in_state_of``, the reference it is
+        measured against): this cost over the held state's; None when not comparable."""
+        judged = self.in_state_of(old)
+        if judged is None:
+            return None
+        same, ref = judged
+        low, high = (x / ref.cost for x in same.ci95)
+        return same.cost / ref.cost, low, high, same, ref

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from whisper_ptq_bench.digest import file_sha256
 
 SAMPLE_RATE = 16_000
 BUILT_BY = "python -m tools.corpora"
@@ -71,10 +72,6 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
         raise BuildError(f"{cmd[0]} is not installed") from None
     except subprocess.CalledProcessError as err:
         raise BuildError(f"{' '.join(map(str, cmd))} failed ({err.returncode}): {err.stderr.strip()[-2000:]}") from None
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --- audio (sox) ------------------------------------------------------------------------------------
@@ -205,7 +202,7 @@ def sdist_dir(work: Path, name: str, *, fetch: bool = True) -> Path:
                 str(pip_dir),
             ]
         )
-    if sha256_file(archive) != digest:
+    if file_sha256(archive) != digest:
         raise BuildError(
             f"{archive}: sha256 differs from the pinned {digest[:16]}...; not the archive this build expects"
         )
@@ -301,7 +298,7 @@ def clean_entry(out_dir: Path, utt_id: str, text: str, source: str, license: str
         "file": f"audio/{utt_id}.flac",
         "text": text,
         "duration": round(pcm.size / SAMPLE_RATE, 3),
-        "sha256": sha256_file(path),
+        "sha256": file_sha256(path),
         "source": source,
         "license": license,
     }

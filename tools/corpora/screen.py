@@ -21,7 +21,7 @@ from tools.corpora.common import DEFAULT_WORK, ensure_apt, to_flac
 from tools.corpora.measure import MODELS, transcribe_corpus
 from tools.corpora.sources import asterisk
 from whisper_ptq_bench.data.corpus import Corpus, Utterance
-from whisper_ptq_bench.data.offline import _flac_loader  # the package's decoder, its errors included
+from whisper_ptq_bench.data.offline import flac_loader  # the package's decoder, its errors included
 from whisper_ptq_bench.metrics import score
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         flac = audio / f"{it.id}.flac"
         if not flac.is_file():
             to_flac(it.path, flac)
-        utts.append(Utterance(name, it.text, it.source, it.license, _flac_loader(flac, it.id, "asterisk screen")))
+        utts.append(Utterance(name, it.text, it.source, it.license, flac_loader(flac, it.id, "asterisk screen")))
     corpus = Corpus("asterisk-candidates", utts)
     names, texts = [u.id for u in corpus], [u.text for u in corpus]
     results = {model: score(names, texts, transcribe_corpus(model, corpus)) for model in MODELS}

@@ -97,9 +97,9 @@ class TorchEager(Backend):
     def dequantize(self, module):
         import torch
 
-        from whisper_ptq_bench.scope import _unwrap
+        from whisper_ptq_bench.scope import unwrap
 
-        qmod = _unwrap(module)  # static modules sit inside a QuantWrapper
+        qmod = unwrap(module)  # static modules sit inside a QuantWrapper
         if not isinstance(qmod, torch.ao.nn.quantized.Linear):  # the dynamic Linear is a subclass
             return None
         w = qmod.weight()  # a quantized int8 tensor, or (dynamic fp16) the fp16 weight unpacked as float

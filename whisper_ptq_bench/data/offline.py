@@ -6,12 +6,12 @@ checkout (``tools/corpora``; not installed with the package).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from whisper_ptq_bench.data.corpus import Corpus, Utterance, check_text, prepare_audio
+from whisper_ptq_bench.digest import file_sha256
 from whisper_ptq_bench.errors import CorpusError
 
 CORPORA_DIR = Path(__file__).with_name("corpora")  # shipped with the package
@@ -31,10 +31,6 @@ def offline_corpus_names(root: Path | None = None) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST}"))
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_manifest(directory: Path) -> dict:
@@ -95,7 +91,7 @@ def load_offline(name: str, root: Path | None = None, *, verify: bool = True) ->
                         f"utterance {utt_id!r} of corpus {name!r}: {path} has sha256 {got[:16]}..., "
                         f"the manifest says {str(entry['sha256'])[:16]}...; the file was changed or damaged"
                     )
-            loader = _flac_loader(path, utt_id, name)
+            loader = flac_loader(path, utt_id, name)
         utterances.append(
             Utterance(
                 id=utt_id,
@@ -119,7 +115,7 @@ def _read(path: Path, utt_id: str, corpus: str, dtype: str):
         raise CorpusError(f"utterance {utt_id!r} of corpus {corpus!r}: {path} does not decode ({err})") from None
 
 
-def _flac_loader(path: Path, utt_id: str, corpus: str):
+def flac_loader(path: Path, utt_id: str, corpus: str):
     def load():
         samples, rate = _read(path, utt_id, corpus, "float32")
         return prepare_audio(samples, rate, utt_id, corpus=corpus)

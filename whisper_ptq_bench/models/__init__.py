@@ -148,13 +148,13 @@ def _stamp_sha(directory: Path) -> str:
 
 
 def _dir_fingerprint(path: Path) -> str:
-    from whisper_ptq_bench.models.ct2 import sha256_of
+    from whisper_ptq_bench.digest import file_sha256
 
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
     if not weights:
         return "unknown"
     # the weights and every json that shapes the outputs (architecture, generation, tokenizer, features)
-    return sha256_of(weights + sorted(f for f in path.glob("*.json") if f.is_file()))
+    return file_sha256(*weights, *sorted(f for f in path.glob("*.json") if f.is_file()))
 
 
 def _from_hub(spec: str) -> LoadedModel:

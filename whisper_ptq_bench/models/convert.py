@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from whisper_ptq_bench.digest import file_sha256
 from whisper_ptq_bench.errors import CheckpointError
 from whisper_ptq_bench.models import ct2
 
@@ -47,12 +48,12 @@ def verify(source: Ct2Source) -> str:
         if not path.is_file():
             raise CheckpointError(path, "file of the checkpoint is missing; reinstall the package that carries it")
     for path, expected in zip(source.parts, source.part_sha256):
-        got = ct2.sha256_of([path])
+        got = file_sha256(path)
         if got != expected:
             raise CheckpointError(
                 path, f"sha256 {got} does not match the pinned {expected}: the file is damaged or of another release"
             )
-    whole = ct2.sha256_of(source.parts)
+    whole = file_sha256(*source.parts)
     if source.sha256 and whole != source.sha256:
         where = source.parts[0] if len(source.parts) == 1 else f"{source.parts[0]} + {len(source.parts) - 1} more parts"
         raise CheckpointError(
@@ -162,7 +163,7 @@ def convert(source: Ct2Source, out_dir: Path, source_sha256: str) -> None:
         "source_sha256": source_sha256,
         "binary_version": model.binary_version,
         "spec_revision": model.spec_revision,
-        "safetensors_sha256": ct2.sha256_of([out_dir / "model.safetensors"]),
+        "safetensors_sha256": file_sha256(out_dir / "model.safetensors"),
         "files": _file_hashes(out_dir),
     }
     (out_dir / _STAMP).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
@@ -232,7 +233,7 @@ def _stale(target: Path, whole: str) -> str | None:
 
 def _file_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file the conversion wrote (all of them change what the model outputs or how it is read)."""
-    return {f.name: ct2.sha256_of([f]) for f in sorted(directory.iterdir()) if f.is_file() and f.name != _STAMP}
+    return {f.name: file_sha256(f) for f in sorted(directory.iterdir()) if f.is_file() and f.name != _STAMP}
 
 
 def source_from_dir(directory: Path, name: str | None = None) -> Ct2Source:

@@ -8,7 +8,6 @@ exporter back to transformers, hence this reader. Format: ``ctranslate2/specs/mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -37,16 +36,6 @@ class Ct2Model:
     spec_revision: int
     variables: dict[str, np.ndarray]
     aliases: dict[str, str] = field(default_factory=dict)
-
-
-def sha256_of(paths: Sequence[Path], chunk: int = 1 << 22) -> str:
-    """sha256 of the concatenation of ``paths`` (the checkpoint as its parts form it)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            while block := handle.read(chunk):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def read_parts(parts: Sequence[Path | str]) -> bytes:

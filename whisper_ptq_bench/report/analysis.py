@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from whisper_ptq_bench.configs import MATRICES
-from whisper_ptq_bench.report.load import Case, _number
+from whisper_ptq_bench.report.load import Case, number
 
 SORTS = ("config", "library")
 
@@ -24,7 +24,7 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[in
     Points with a missing or non-finite coordinate are never on the front. The indices are returned
     in the order of the front: increasing x (then increasing y, then index).
     """
-    valid = [i for i, (x, y) in enumerate(points) if _number(x) is not None and _number(y) is not None]
+    valid = [i for i, (x, y) in enumerate(points) if number(x) is not None and number(y) is not None]
 
     def dominates(a: tuple, b: tuple) -> bool:
         return a[0] <= b[0] and a[1] <= b[1] and (a[0] < b[0] or a[1] < b[1])

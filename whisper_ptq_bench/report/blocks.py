@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from whisper_ptq_bench.report.analysis import by_model_and_family, corpus_family, order_configs
-from whisper_ptq_bench.report.fmt import DASH, _names, fmt_ci, fmt_num, fmt_pct, fmt_points
-from whisper_ptq_bench.report.load import Case, Results, _number, _strings
+from whisper_ptq_bench.report.fmt import DASH, fmt_ci, fmt_num, fmt_pct, fmt_points, listed
+from whisper_ptq_bench.report.load import Case, Results, number, strings
 
 DEFAULT_TITLE = "Whisper post-training quantization benchmark"
 LIBRARY_NAMES = {
@@ -121,9 +121,9 @@ def results_table(cases: Sequence[Case], sort: str = "config") -> Table:
         if cid == "fp32":
             d_cell, ci_cell = _num("reference"), _num(DASH)
         else:
-            d = _number(delta.get("delta"))
+            d = number(delta.get("delta"))
             ci = delta.get("ci95")
-            worse = isinstance(ci, list | tuple) and len(ci) == 2 and (_number(ci[0]) or 0) > 0
+            worse = isinstance(ci, list | tuple) and len(ci) == 2 and (number(ci[0]) or 0) > 0
             d_cell = _num(fmt_points(d), warn=worse)
             ci_cell = _num(fmt_ci(ci))
         rows.append(
@@ -192,7 +192,7 @@ def scope_table(cases: Sequence[Case], sort: str = "config") -> Table:
         s = by_config[cid].scope
         formats = s.get("formats") if isinstance(s.get("formats"), dict) else {}
         kinds = s.get("float_kinds") if isinstance(s.get("float_kinds"), dict) else {}
-        beyond, missed = _strings(s.get("beyond_scope")), _strings(s.get("missed"))
+        beyond, missed = strings(s.get("beyond_scope")), strings(s.get("missed"))
         float_modules = str(s["float_modules"]) if isinstance(s.get("float_modules"), int) else DASH
         if kinds:
             float_modules += " (" + ", ".join(f"{k} {n}" for k, n in kinds.items()) + ")"
@@ -204,8 +204,8 @@ def scope_table(cases: Sequence[Case], sort: str = "config") -> Table:
                 Cell(", ".join(f"{f} ×{n}" for f, n in formats.items()) or DASH),
                 Cell(float_modules),
                 _num(fmt_num(_scaled(s.get("float_params"), 1e-6), ".2f")),
-                Cell("⚠ " + _names(beyond), warn=True) if beyond else Cell(DASH),
-                Cell("⚠ " + _names(missed), warn=True) if missed else Cell(DASH),
+                Cell("⚠ " + listed(beyond), warn=True) if beyond else Cell(DASH),
+                Cell("⚠ " + listed(missed), warn=True) if missed else Cell(DASH),
             ]
         )
     headers = [
@@ -222,8 +222,8 @@ def scope_table(cases: Sequence[Case], sort: str = "config") -> Table:
 
 
 def _scaled(value, factor: float):
-    number = _number(value)
-    return None if number is None else number * factor
+    x = number(value)
+    return None if x is None else x * factor
 
 
 def _corpus_line(cases: Sequence[Case]) -> str:
@@ -235,7 +235,7 @@ def _corpus_line(cases: Sequence[Case]) -> str:
                 bits.append(f"{info['utterances']} utterances")
             if isinstance(info.get("words"), int):
                 bits.append(f"{info['words']} words")
-            if _number(info.get("minutes")) is not None:
+            if number(info.get("minutes")) is not None:
                 bits.append(f"{info['minutes']:.{1 if info['minutes'] >= 1 else 2}f} min of audio")
             if info.get("hash"):
                 bits.append(f"hash {info['hash']}")
@@ -248,7 +248,7 @@ def _fp32_line(cases: Sequence[Case]) -> str:
     ref = next((c for c in cases if c.config == "fp32" and c.wer is not None), None)
     if ref is not None:
         return f"fp32 WER {fmt_pct(ref.wer)}, RTF {fmt_num(ref.info.get('rtf'), '.3g')}, size {fmt_num(ref.size_mb, '.2f')} MB."
-    fp32 = next((_number(c.delta.get("fp32_wer")) for c in cases if _number(c.delta.get("fp32_wer")) is not None), None)
+    fp32 = next((number(c.delta.get("fp32_wer")) for c in cases if number(c.delta.get("fp32_wer")) is not None), None)
     if fp32 is not None:
         return f"fp32 WER {fmt_pct(fp32)} (the fp32 case is not in these results)."
     return "No fp32 reference in these results: differences against fp32 are unavailable."
@@ -375,7 +375,7 @@ def failed_blocks(results: Results) -> list[Block]:
         known = [f"errored before it was measured (no WER recorded; from {c.source}, benchmark {c.name})"]
         if isinstance(c.info.get("error"), str) and c.info["error"]:
             known.append(c.info["error"])
-        median = _number(c.stats.get("median"))
+        median = number(c.stats.get("median"))
         if median is not None:
             known.append(f"timed transcription median {median:.3g} s over {c.stats.get('rounds', '?')} round(s)")
         if c.size_mb is not None:

@@ -25,14 +25,14 @@ class ReportError(BenchError):
     """A results file is missing, unreadable or not pytest-benchmark output, or shards disagree."""
 
 
-def _number(value) -> float | None:
+def number(value) -> float | None:
     """A finite int or float as a float; anything else (bool, None, NaN, text) as None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def _strings(value) -> list[str]:
+def strings(value) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
@@ -60,7 +60,7 @@ class Case:
 
     @property
     def measured(self) -> bool:
-        return _number(self.info.get("wer")) is not None
+        return number(self.info.get("wer")) is not None
 
     @property
     def verdict(self) -> str:
@@ -73,11 +73,11 @@ class Case:
 
     @property
     def failures(self) -> list[str]:
-        return _strings(self.info.get("failures"))
+        return strings(self.info.get("failures"))
 
     @property
     def warnings(self) -> list[str]:
-        return _strings(self.info.get("warnings"))
+        return strings(self.info.get("warnings"))
 
     @property
     def axes(self) -> dict:
@@ -92,36 +92,36 @@ class Case:
 
     @property
     def wer(self) -> float | None:
-        return _number(self.info.get("wer"))
+        return number(self.info.get("wer"))
 
     @property
     def size_mb(self) -> float | None:
-        size = _number(self.info.get("size_mb"))
-        if size is None and _number(self.info.get("size_bytes")):
+        size = number(self.info.get("size_mb"))
+        if size is None and number(self.info.get("size_bytes")):
             size = self.info["size_bytes"] / 1e6
         return size
 
     @property
     def speedup(self) -> float | None:
-        return _number(self.info.get("speedup_vs_fp32"))
+        return number(self.info.get("speedup_vs_fp32"))
 
     @property
     def kernel_speedup(self) -> float | None:
         """Speed-up over fp32 on the fixed workload, interleaved rounds (the gated speed)."""
-        return _number(self.info.get("kernel_speedup_vs_fp32"))
+        return number(self.info.get("kernel_speedup_vs_fp32"))
 
     @property
     def weight_error(self) -> float | None:
-        return _number(self.info.get("weight_error_mean"))
+        return number(self.info.get("weight_error_mean"))
 
     @property
     def kl(self) -> float | None:
         output = self.info.get("output")
-        return _number(output.get("kl")) if isinstance(output, dict) else None
+        return number(output.get("kl")) if isinstance(output, dict) else None
 
     @property
     def library_warnings(self) -> list[str]:
-        return _strings(self.info.get("library_warnings"))
+        return strings(self.info.get("library_warnings"))
 
     @property
     def delta(self) -> dict:

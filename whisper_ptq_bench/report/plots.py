@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from whisper_ptq_bench.report.analysis import order_configs, pareto_front
 from whisper_ptq_bench.report.blocks import LIBRARY_NAMES
-from whisper_ptq_bench.report.load import Case, _number
+from whisper_ptq_bench.report.load import Case, number
 
 DPI = 150
 WIDTH_IN = 11.0  # figure width; each panel spans it
@@ -91,7 +91,7 @@ def _fp32(cases: Sequence[Case]) -> Case | None:
 
 
 def _delta_pp(case: Case, fp32: Case | None) -> float | None:
-    delta = _number(case.delta.get("delta"))
+    delta = number(case.delta.get("delta"))
     if delta is None and fp32 is not None and fp32.wer is not None and case.wer is not None:
         delta = case.wer - fp32.wer
     if delta is None and case.config == "fp32":
@@ -100,7 +100,7 @@ def _delta_pp(case: Case, fp32: Case | None) -> float | None:
 
 
 def _compression_pct(case: Case, fp32_size: float | None) -> float | None:
-    value = _number(case.info.get("compression"))
+    value = number(case.info.get("compression"))
     if value is None and fp32_size and case.size_mb is not None:
         value = 1 - case.size_mb / fp32_size
     return None if value is None else value * 100
