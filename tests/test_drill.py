@@ -51,7 +51,8 @@ def test_unknown_regression_names_are_refused_with_the_known_ones():
 def test_each_failure_is_credited_to_the_check_that_found_it_whatever_its_wording():
     from whisper_ptq_bench import gate
     from whisper_ptq_bench.checks import REGRESSED, Outcome
-    from whisper_ptq_bench.result import CaseRecord, Result
+    from whisper_ptq_bench.record import CaseRecord
+    from whisper_ptq_bench.result import Result
 
     outcomes = [
         Outcome("weights", REGRESSED, failure="64 module(s) changed format"),

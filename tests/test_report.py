@@ -183,6 +183,7 @@ def _harness_case(case_id: str, config_id: str, status: str = "ok", **over):
     from whisper_ptq_bench import result as rs
     from whisper_ptq_bench.configs import QuantConfig
     from whisper_ptq_bench.metrics import paired_bootstrap, score
+    from whisper_ptq_bench.record import CaseRecord
     from whisper_ptq_bench.speed import Speed
 
     model, corpus, _ = case_id.rsplit("/", 2)
@@ -224,7 +225,7 @@ def _harness_case(case_id: str, config_id: str, status: str = "ok", **over):
         profile="cpu-00000001",
     )
     fields.update(over)
-    return rs.CaseRecord(rs.Result(**fields), status=status)
+    return CaseRecord(rs.Result(**fields), status=status)
 
 
 def test_case_result_extra_info_is_reported(tmp_path):

@@ -25,6 +25,8 @@ DEFAULT_TOLERANCES = {
     "kl_across": 0.3,  # the same against another machine profile (activation-quantized outputs recorded elsewhere only)
     "nll": 0.002,  # absolute rise (nats per token) of the reference negative log-likelihood tolerated
     "speed": 0.2,  # slowdown on the fixed workload the speed check exists to catch (fails beyond three quarters of it)
+    "speed_pair": 0.1,  # the same against a live reference environment, timed in alternating rounds (fails beyond half)
+    "speed_noise": 0.02,  # a paired speed ratio within this of 1 is no change
     "compression": 0.0005,  # absolute drop of the compression fraction tolerated (serialization jitter)
 }
 TOP_KEYS = {"schema", "tolerances", "environments", "profiles", "cases"}

@@ -43,11 +43,14 @@ class Outcome:
 @dataclass(frozen=True)
 class Context:
     """How a case is compared: the tolerances (baselines.DEFAULT_TOLERANCES and the file's own), strict
-    transcripts (a changed transcript fails), and whether the reference is on this machine profile."""
+    transcripts (a changed transcript fails), whether the reference is on this machine profile, whether any
+    change fails (gates that want every numerics change approved), and what the reference is (for messages)."""
 
     tol: dict
     strict_transcripts: bool = False
     same_profile: bool = True
+    fail_on_change: bool = False
+    reference: str = "the baseline entry has no baseline for it"  # why a check was not compared
 
 
 _REGISTRY: list[type[Check]] = []
@@ -180,6 +183,16 @@ class WeightCheck(Check):
             )
         if problems:
             return self.outcome(REGRESSED, failure="weights: " + "; ".join(problems))
+        a, b = reference.weights.digests, candidate.weights.digests
+        if a is not None and b is not None:  # bit-level: recorded on this machine profile, or a live reference
+            moved_bits = sorted(m for m in set(a) & set(b) if a[m] != b[m])
+            if moved_bits:
+                return self.outcome(
+                    CHANGED,
+                    change=f"the dequantized weights of {len(moved_bits)} module(s) are not bit-identical "
+                    f"({_names(moved_bits, 3)}); {shifted} moved their error at the recorded precision",
+                )
+            return self.outcome(IDENTICAL)
         if shifted:
             return self.outcome(CHANGED, change=f"the weight error of {shifted} module(s) moved within tolerance")
         return self.outcome(IDENTICAL)
@@ -273,14 +286,21 @@ class OutputCheck(Check):
         return "output: " + "; ".join(problems) if problems else None
 
     @staticmethod
-    def change(old: Outputs, new: Outputs) -> str | None:
-        """What moved between two outputs at the recorded precision, or None when nothing did."""
+    def change(old: Outputs, new: Outputs, drift=None) -> str | None:
+        """What moved between two outputs, or None when nothing did: bit for bit where both hold digests (the same
+        machine profile, or a live reference), else at the recorded precision (six significant digits)."""
         same = [i for i in new.per_utterance if i in old.per_utterance]
-        moved = [i for i in same if [sig(x) for x in old.per_utterance[i]] != [sig(x) for x in new.per_utterance[i]]]
+        if old.digests is not None and new.digests is not None:
+            moved = [i for i in same if old.digests.get(i) != new.digests.get(i)]
+        else:
+            moved = [
+                i for i in same if [sig(x) for x in old.per_utterance[i]] != [sig(x) for x in new.per_utterance[i]]
+            ]
         if not moved and len(same) == len(old.per_utterance) == len(new.per_utterance):
             return None
         kl = f"{new.kl / old.kl - 1:+.1%}" if old.kl else f"{new.kl - old.kl:+.2g}"
-        return f"{len(moved)} utterance(s) moved: KL {old.kl:.5f} -> {new.kl:.5f} ({kl}), NLL {new.nll - old.nll:+.4f}"
+        text = f"{len(moved)} utterance(s) moved: KL {old.kl:.5f} -> {new.kl:.5f} ({kl}), NLL {new.nll - old.nll:+.4f}"
+        return f"{text}; {drift.describe()}" if drift is not None and drift.per_utterance else text
 
     def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
         new = candidate.outputs
@@ -309,9 +329,9 @@ class OutputCheck(Check):
         if old.kl:  # fp32's KL from itself is 0
             detail = f"KL {old.kl:.5f} -> {new.kl:.5f} ({new.kl / old.kl - 1:+.1%}), NLL {old.nll:.4f} -> {new.nll:.4f}"
         message = self.fails(old, new)
+        change = self.change(old, new, candidate.drift)
         if message:
-            return self.outcome(REGRESSED, failure=message, detail=detail)
-        change = self.change(old, new)
+            return self.outcome(REGRESSED, failure=message, detail=detail, change=change)
         return self.outcome(CHANGED if change else IDENTICAL, change=change, detail=detail)
 
 
@@ -442,7 +462,33 @@ class SpeedCheck(Check):
         judged = new.slowdown(old)
         return judged is not None and judged[0] > 1 + self.tolerance / 4
 
+    def applies(self, reference: Result, candidate: Result) -> bool:
+        return candidate.versus is not None or (reference.speed is not None and candidate.speed is not None)
+
+    @staticmethod
+    def paired(versus: sp.Paired, tol: dict) -> Outcome:
+        """Against a live reference: the candidate / reference ratio of the fixed workload timed in alternating
+        rounds. Red when the slowdown is beyond half of ``speed_pair`` and its 95% interval excludes no change;
+        changed when the interval excludes no change and the ratio is beyond ``speed_noise`` either way."""
+        ratio, (low, high) = versus.ratio, versus.interval()
+        detail = f"speed {ratio:.3f}x the reference environment's ({len(versus.ratios)} alternating pairs, 95% CI [{low:.3f}, {high:.3f}])"
+        if ratio > 1 + tol["speed_pair"] / 2 and low > 1:
+            return Outcome(
+                "speed",
+                REGRESSED,
+                failure=f"speed: {ratio:.2f}x slower than in the reference environment on the fixed workload "
+                f"(95% CI [{low:.2f}, {high:.2f}], {len(versus.ratios)} pairs timed in alternating rounds; median "
+                f"{np.median(versus.reference):.4f} s -> {np.median(versus.candidate):.4f} s)",
+                detail=detail,
+            )
+        if (low > 1 or high < 1) and abs(ratio - 1) > tol["speed_noise"]:
+            change = f"{abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'} than the reference environment"
+            return Outcome("speed", CHANGED, change=change, detail=detail)
+        return Outcome("speed", IDENTICAL, detail=detail)
+
     def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        if candidate.versus is not None:
+            return self.paired(candidate.versus, context.tol)
         old, new = reference.speed, candidate.speed
         timing = new.timing
         if not new.steady:
@@ -463,6 +509,19 @@ class SpeedCheck(Check):
         significant = low > 1 or high < 1
         change = f"{abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'}" if significant else None
         return self.outcome(CHANGED if change else IDENTICAL, change=change, detail=detail)
+
+
+@register
+class KernelCheck(Check):
+    """The operators the configuration's fixed workload dispatches, with their counts: a changed path is reported
+    with the operators added and removed (changed, not red: the speed check judges what it costs), so that speed is
+    never the only witness of a fallback."""
+
+    id, part = "kernels", "kernels"
+
+    def compare(self, reference: Result, candidate: Result, context: Context) -> Outcome:
+        change = reference.kernels.diff(candidate.kernels)
+        return self.outcome(CHANGED, change=f"kernel path: {change}") if change else self.outcome(IDENTICAL)
 
 
 @register

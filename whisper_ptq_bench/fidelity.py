@@ -4,7 +4,8 @@ difference moves them a tiny amount instead of flipping a transcript."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,8 +24,17 @@ def relative_error(dequantized, reference) -> float:
     return float(diff.norm()) / norm if norm else float(diff.norm())
 
 
-def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dict[str, list]:
-    """For every module the scope report calls quantized: [relative error, format] of its dequantized weight.
+def digest(tensor) -> str:
+    """The first 16 hex digits of the sha256 of a tensor's float32 bytes (bit-identical tensors, equal digests)."""
+    import torch
+
+    data = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+    return hashlib.sha256(data.tobytes()).hexdigest()[:16]
+
+
+def weight_errors(reference, quantized, backend, formats: dict[str, str], digests: dict | None = None) -> dict:
+    """For every module the scope report calls quantized: [relative error, format] of its dequantized weight;
+    ``digests`` (when given) gets each dequantized weight's digest.
 
     A module the backend cannot dequantize gets error None (its format still gates); a NaN error says the
     library produced non-finite weights."""
@@ -48,6 +58,8 @@ def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dic
             )
         error = relative_error(deq, ref) if bool(deq.isfinite().all()) else float("nan")
         out[name] = [error, fmt]
+        if digests is not None:
+            digests[name] = digest(deq)
     return out
 
 
@@ -57,13 +69,17 @@ def weight_errors(reference, quantized, backend, formats: dict[str, str]) -> dic
 @dataclass
 class TeacherForced:
     """Per utterance (corpus order): mean KL(fp32 || config) over its predicted positions, top-1 agreement
-    with fp32, and the negative log-likelihood of the reference tokens (nats per token)."""
+    with fp32, the negative log-likelihood of the reference tokens (nats per token), and the digest of its
+    log-probabilities at the scored positions (equal digests: bit-identical outputs). ``log_probs`` keeps those
+    log-probabilities per utterance when asked for (comparing two environments' outputs)."""
 
     ids: list[str]
     kl: list[float]
     top1: list[float]
     nll: list[float]
     tokens: list[int]
+    digests: list[str] = field(default_factory=list)
+    log_probs: dict | None = None
 
     def mean(self, name: str) -> float:
         """Token-weighted corpus mean of ``kl``, ``top1`` or ``nll``."""
@@ -134,18 +150,33 @@ def reference_log_probs(
 
 
 def teacher_forced(
-    model, encoded: list, ref_scored: list, fb: FeatureBatches, tokens: list[list[int]], prompt_len: int, device: str
+    model,
+    encoded: list,
+    ref_scored: list,
+    fb: FeatureBatches,
+    tokens: list[list[int]],
+    prompt_len: int,
+    device: str,
+    keep: bool = False,
 ) -> TeacherForced:
     """Compare ``model`` with fp32 (``reference_log_probs``) on the same reference tokens, utterance by utterance.
 
     ``encoded`` is the model's encoder output per batch (``encoder_outputs``); ``tokens`` are per utterance in
-    corpus order. Positions before the end of the prompt are not scored, nor utterances over 30 s (``fb.long``)."""
+    corpus order. Positions before the end of the prompt are not scored, nor utterances over 30 s (``fb.long``);
+    ``keep`` keeps each utterance's log-probabilities."""
     import torch
 
     n = len(fb.ids)
     sums = torch.zeros((3, n), dtype=torch.float64)
     count = torch.zeros(n, dtype=torch.float64)
+    digests: dict[int, str] = {}
+    kept: dict[str, object] = {}
     for (lq, target, owner), (lp, _, _) in zip(_scored(model, encoded, fb, tokens, prompt_len, device), ref_scored):
+        for p in owner.unique().tolist():  # an utterance's scored positions are contiguous, in order
+            rows = lq[owner == p]
+            digests[p] = digest(rows)
+            if keep:
+                kept[fb.ids[p]] = rows
         kl = (lp.exp() * (lp - lq)).sum(-1)  # KL(fp32 || config) per position
         agree = (lp.argmax(-1) == lq.argmax(-1)).double()
         nll = -lq.gather(-1, target.unsqueeze(-1)).squeeze(-1)
@@ -156,7 +187,27 @@ def teacher_forced(
     if bool((count[scored] == 0).any()):
         raise ValueError("an utterance has no scored token position (empty reference text?)")
     kl, top1, nll = ((sums[row][scored] / count[scored]).tolist() for row in range(3))
-    return TeacherForced([fb.ids[p] for p in scored], kl, top1, nll, [int(c) for c in count[scored]])
+    ids = [fb.ids[p] for p in scored]
+    return TeacherForced(
+        ids, kl, top1, nll, [int(c) for c in count[scored]], [digests[p] for p in scored], kept if keep else None
+    )
+
+
+def divergence(reference: dict, candidate: dict) -> dict[str, tuple[float, float]]:
+    """Per utterance of both: (mean KL(reference || candidate) over its scored positions, top-1 agreement) between
+    two sets of log-probabilities of the same model on the same tokens (e.g. one configuration in two
+    environments)."""
+    import torch
+
+    out = {}
+    for utt, lq in candidate.items():
+        if utt not in reference:
+            continue
+        lp = torch.as_tensor(reference[utt], dtype=torch.float32)
+        kl = (lp.exp() * (lp - lq)).sum(-1).double().mean()
+        agree = (lp.argmax(-1) == lq.argmax(-1)).double().mean()
+        out[utt] = (float(kl), float(agree))
+    return out
 
 
 # ----------------------------------------------------------------------------- fixed workload

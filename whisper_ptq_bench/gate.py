@@ -20,7 +20,7 @@ class Verdict:
 
     outcomes: list[Outcome] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)
-    where: str = "the baseline entry"  # what lacked what the not-compared checks need
+    where: str = "the baseline entry has no baseline for it"  # what lacked what the not-compared checks need
 
     @property
     def failures(self) -> list[str]:
@@ -34,7 +34,7 @@ class Verdict:
     def notes(self) -> list[str]:
         out = []
         if self.not_compared:
-            out.append(f"not compared ({self.where} has no baseline for it): {', '.join(self.not_compared)}")
+            out.append(f"not compared ({self.where}): {', '.join(self.not_compared)}")
         return out + [o.note for o in self.outcomes if o.note]
 
     @property
@@ -65,7 +65,9 @@ class Verdict:
 def judge(reference: Result, candidate: Result, context: Context) -> Verdict:
     """Compare one case's ``candidate`` result with its ``reference``; every registered check runs at most once,
     in registration order. A blocking check that fails (other inputs) ends the comparison."""
-    verdict = Verdict(where="the baseline entry" if context.same_profile else "this machine profile")
+    verdict = Verdict(
+        where=context.reference if context.same_profile else "this machine profile has no baseline for it"
+    )
     for cls in registered():
         check = cls.build(context.tol)
         if not check.applies(reference, candidate):
@@ -75,10 +77,29 @@ def judge(reference: Result, candidate: Result, context: Context) -> Verdict:
         verdict.outcomes.append(outcome)
         if check.blocking and outcome.status == REGRESSED:
             verdict.not_compared = []
-            break
+            return verdict
+    if context.fail_on_change and verdict.verdict == CHANGED:
+        moved = "; ".join(verdict.changes()) or "outputs moved within tolerance"
+        verdict.outcomes.append(
+            Outcome("changed", REGRESSED, failure=f"changed (--ptq-fail-on-change: every change fails): {moved}")
+        )
     return verdict
 
 
 def missing(message: str) -> Verdict:
     """The verdict on a case its reference holds nothing for: red, credited to ``missing``."""
     return Verdict([Outcome("missing", REGRESSED, failure=message)])
+
+
+def reference_failed(error: str) -> Verdict:
+    """The verdict on a case the reference environment failed and this one ran: changed (it runs now)."""
+    return Verdict(
+        [
+            Outcome(
+                "reference",
+                CHANGED,
+                warning=f"the reference environment failed this case, this one runs it: {error}",
+                change="runs here; failed in the reference environment",
+            )
+        ]
+    )

@@ -17,6 +17,7 @@ from whisper_ptq_bench import size
 from whisper_ptq_bench.backends import get_backend
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BenchError
+from whisper_ptq_bench.metrics import WerResult
 from whisper_ptq_bench.transcribe import FeatureBatches, calibration_samples, decode, features
 
 
@@ -38,6 +39,19 @@ class Quantized:
     serialized_bytes: int = 0
     tensor_bytes: int = 0
     weights: dict = field(default_factory=dict)  # module -> (relative error of the dequantized weight, format)
+    digests: dict = field(default_factory=dict)  # module -> digest of its dequantized weight
+
+
+@dataclass
+class Reference:
+    """fp32 on one corpus: transcripts, WER, end-to-end seconds, and the encoder outputs per batch that the
+    teacher-forced comparison reuses."""
+
+    texts: list[str]
+    seconds: float
+    wer: WerResult
+    encoded: list
+    scored: list | None = None  # fp32 teacher-forced log-probabilities at the scored positions (fidelity.py)
 
 
 def on_device(model, device: str):
@@ -60,7 +74,8 @@ def quantize(reference, config: QuantConfig, requested: list[str], device: str, 
             q.serialized_bytes = size.serialized_bytes(q.model)
             q.tensor_bytes = size.tensor_bytes(q.model)
         with _phase(phases, "weights"):
-            q.weights = fd.weight_errors(reference, q.model, backend, {m.name: m.format for m in q.scope.quantized})
+            formats = {m.name: m.format for m in q.scope.quantized}
+            q.weights = fd.weight_errors(reference, q.model, backend, formats, q.digests)
     except Exception as err:  # any library error: the case errors with it, the session goes on
         detail = "".join(traceback.format_exception_only(type(err), err)).strip()
         raise QuantizationFailed(
@@ -76,13 +91,30 @@ def fp32_sizes(model) -> tuple[int, int]:
     return size.serialized_bytes(model), size.serialized_bytes(copy.deepcopy(model).to(torch.float16))
 
 
-def transcribe(model, loaded, fb: FeatureBatches, device: str, encoder_chunk: int | None):
-    """Encoder over every batch (kept for the teacher-forced pass), then greedy decoding: (encoder outputs per
-    batch, transcripts in corpus order, end-to-end seconds)."""
+def encode(model, fb: FeatureBatches, device: str, encoder_chunk: int | None):
+    """The encoder over every batch (kept for the teacher-forced pass and for decoding), and its seconds."""
     start = time.perf_counter()
     encoded = fd.encoder_outputs(model, fb, device, encoder_chunk)
+    return encoded, time.perf_counter() - start
+
+
+def decode_texts(model, loaded, fb: FeatureBatches, encoded: list, device: str):
+    """Greedy decoding over the encoder outputs: transcripts in corpus order, and the seconds it took."""
+    start = time.perf_counter()
     texts = decode(model, loaded.generation_config, loaded.processor.tokenizer, fb, encoded, device)
-    return encoded, texts, time.perf_counter() - start
+    return texts, time.perf_counter() - start
+
+
+def transcribe(model, loaded, fb: FeatureBatches, device: str, encoder_chunk: int | None):
+    """Encoder over every batch, then greedy decoding: (encoder outputs per batch, transcripts in corpus order,
+    end-to-end seconds)."""
+    encoded, encoding = encode(model, fb, device, encoder_chunk)
+    texts, decoding = decode_texts(model, loaded, fb, encoded, device)
+    return encoded, texts, encoding + decoding
+
+
+#: KV-cached decoder steps of the workload whose kernel path is recorded (each step dispatches the same operators)
+PATH_STEPS = 2
 
 
 def workload(loaded, calibration_corpus, steps: int) -> fd.Workload:
@@ -108,3 +140,16 @@ def calibration(loaded, calibration_corpus, device: str, phases=None):
                 model(input_features=feats.to(device=device, dtype=dtype), decoder_input_ids=ids.to(device))
 
     return calibrate
+
+
+def kernel_path(work: fd.Workload, model, device: str) -> dict[str, int]:
+    """The operators one run of ``work`` dispatches, with their call counts (``torch.profiler``): what a library's
+    kernel path is made of, so that a fallback (an int8 GEMM turned dequantize + matmul, an extra dequantize per
+    call) shows as operators added and removed, not only as time. Run it on a warmed-up model: lazily built
+    kernels and caches are not part of the path."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=activities) as prof:
+        work.run(model, device)
+    return {e.key: int(e.count) for e in prof.key_averages() if "::" in e.key}

@@ -58,3 +58,16 @@ def from_environment(parse: Callable[[str], object], variable: str, text: str, o
         return parse(text)
     except argparse.ArgumentTypeError as err:
         raise ValueError(f"{option} (from {variable}={text!r}): {err}") from None
+
+
+def executable(text: str) -> str:
+    """The path of an executable file (a Python interpreter of another environment)."""
+    import os
+    import shutil
+
+    path = shutil.which(text) if os.sep not in text else text
+    if not path or not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such file (give e.g. /path/to/venv/bin/python)")
+    if not os.access(path, os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r} is not executable")
+    return os.path.abspath(path)

@@ -122,6 +122,36 @@ def pytest_addoption(parser):
         default=False,
         help="fail (not only warn) when a transcript differs from its baseline. Default: %(default)r",
     )
+    add(
+        "--ptq-against",
+        type=opt.executable,
+        default=None,
+        metavar="PYTHON",
+        help="judge every case side by side against the environment of this Python interpreter (the one an upgrade "
+        "replaces; this package installed there), measured in the same run on this machine, instead of against "
+        "--ptq-baselines. Default: %(default)r",
+    )
+    add(
+        "--ptq-pairs",
+        type=opt.positive,
+        default=8,
+        help="side by side: alternating (reference, candidate) pairs of the fixed workload per case (more when it "
+        "looks slower). Default: %(default)r",
+    )
+    add(
+        "--ptq-transcribe-identical",
+        action="store_true",
+        default=False,
+        help="side by side: transcribe also the cases whose weights and teacher-forced outputs are bit-identical to "
+        "the reference's (whose transcripts are reused otherwise), and say whether they matched. Default: %(default)r",
+    )
+    add(
+        "--ptq-fail-on-change",
+        action="store_true",
+        default=False,
+        help="fail a case that changed within tolerance too, for gates that want every numerics change approved. "
+        "Default: %(default)r",
+    )
 
 
 def pytest_configure(config):
@@ -195,6 +225,12 @@ def _options(config):
             )
     from whisper_ptq_bench.data import expand
 
+    against, update = config.getoption("--ptq-against"), config.getoption("--ptq-update-baselines")
+    if against and update:
+        raise pytest.UsageError(
+            "--ptq-against and --ptq-update-baselines: a side-by-side run judges against the other environment and "
+            "records no baselines; run them separately"
+        )
     root = Path(str(config.rootpath))
     baselines = Path(config.getoption("--ptq-baselines") or root / "baselines.json")
     try:
@@ -212,7 +248,11 @@ def _options(config):
         scope=config.getoption("--ptq-scope"),
         scope_exclude=config.getoption("--ptq-scope-exclude"),
         strict_transcripts=config.getoption("--ptq-strict-transcripts"),
-        update_baselines=config.getoption("--ptq-update-baselines"),
+        update_baselines=update,
+        against=against,
+        pairs=config.getoption("--ptq-pairs"),
+        verify_shortcut=config.getoption("--ptq-transcribe-identical"),
+        fail_on_change=config.getoption("--ptq-fail-on-change"),
         replace_inputs=config.getoption("--ptq-replace-inputs"),
         baselines_path=baselines,
         obtained_path=baselines.with_name(baselines.stem + ".obtained.json"),
@@ -283,10 +323,11 @@ def pytest_collection_finish(session):
         for mark in item.iter_markers("skip")
     ]
     from whisper_ptq_bench import baselines as bl
-    from whisper_ptq_bench.runner import Harness, changed_inputs
+    from whisper_ptq_bench.recording import changed_inputs
+    from whisper_ptq_bench.runner import Harness
 
     try:
-        data = bl.preflight(options.baselines_path, write=options.update_baselines)
+        data = bl.preflight(options.baselines_path, write=options.update_baselines) if not options.against else {}
     except BenchError as err:
         raise pytest.UsageError(f"--ptq-baselines: {err}") from None
     if config.option.collectonly:
@@ -358,6 +399,9 @@ def _finish(session, exitstatus) -> None:
         "unmeasured": [r.extra_info() for r in harness.results if r.result.speed is None] + skipped,
         "batching": harness.options.batching,
         "profile": f"{harness.profile} = {describe(harness.machine)}{_profile_known(harness)}",
+        "reference": f"the reference environment {harness.options.against}"
+        if harness.live is not None
+        else str(harness.options.baselines_path),
     }
     if hasattr(config, "workeroutput"):  # an xdist worker: hand the rows to the controller
         config.workeroutput["ptq_summary"] = json.dumps(summary)
@@ -382,6 +426,13 @@ def pytest_testnodedown(node, error):
 
 
 def _profile_known(harness) -> str:
+    if harness.live is not None:
+        same = harness.live.profile == harness.profile
+        return (
+            " (the reference environment runs on the same machine)"
+            if same
+            else f" (the reference's: {harness.live.profile})"
+        )
     try:
         known = harness.baselines().data.get("profiles", {})
     except BenchError:
@@ -396,6 +447,10 @@ def _profile_known(harness) -> str:
 
 
 def _env_diff(harness) -> list[str]:
+    if harness.live is not None:
+        env = harness.live.environment
+        diffs = [f"{k} {env.get(k)} -> {v}" for k, v in harness.env.items() if env.get(k) != v]
+        return [f"reference environment ({harness.options.against}): " + ", ".join(diffs)] if diffs else []
     try:
         data = harness.baselines().data
     except BenchError:
@@ -408,84 +463,20 @@ def _env_diff(harness) -> list[str]:
     return out
 
 
-def _fmt(value, spec: str, width: int) -> str:
-    return f"{'-':>{width}s}" if value is None else f"{value:{width}{spec}}"
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    summaries = config.stash.get(_ROWS, [])
-    rows = [row for s in summaries for row in s["rows"]]
-    skipped = list(
-        {i["case"]: i for s in summaries for i in s.get("unmeasured", []) if i.get("verdict") == "skipped"}.values()
-    )
-    if not rows and not skipped:
-        return
-    tr = terminalreporter
-    tr.section("whisper-ptq-bench summary")
-    for info in sorted(skipped, key=lambda i: i["case"]):
-        tr.write_line(f"SKIPPED {info['case']}: {info['reason']}")
-    if not rows:
-        return
-    tr.write_line(
-        f"{'case':58s} {'WER':>7s} {'dWER vs fp32 [95% CI]':>24s} {'MB':>6s} {'compr':>6s} {'w-err':>7s} {'KL':>8s} "
-        f"{'kernel':>7s} {'e2e':>6s}  verdict"
-    )
-    for row in sorted(rows, key=lambda r: r["case"]):
-        delta = "-" if row["delta"] is None else "{:+.2f} [{:+.2f},{:+.2f}]".format(*[x * 100 for x in row["delta"]])
-        kernel = "-" if row["kernel"] is None else f"{row['kernel']:.2f}x"
-        e2e = "-" if row["wer"] is None else f"{row['speedup']:.2f}x"
-        tr.write_line(
-            f"{row['case'][:58]:58s} {_fmt(None if row['wer'] is None else row['wer'] * 100, '.2f', 7)} {delta:>24s} "
-            f"{row['size_mb']:6.1f} {row['compression']:6.1%} {_fmt(row['weight_error'], '.4f', 7)} {_fmt(row['kl'], '.5f', 8)} "
-            f"{kernel:>7s} {e2e:>6s}  {row['verdict']} ({row['baseline'] or 'not run'})"
-        )
-    tr.write_line(
-        "WER in %; w-err: mean relative error of the dequantized weights; KL: teacher-forced divergence from fp32 "
-        "(nats/token); kernel: speed-up over fp32 on the fixed workload (gated, per machine profile); e2e: end-to-end "
-        "speed-up (reported only)"
-    )
-    for row in sorted(rows, key=lambda r: r["case"]):
-        if row.get("error"):
-            tr.write_line(f"ERROR {row['case']}: {row['error']}")
-    notes = sorted({f"{row['case']}: {n}" for row in rows for n in row.get("notes", [])})
-    if notes:
-        noted = len({row["case"] for row in rows if row.get("notes")})
-        tr.write_line(f"notes on {noted} case(s): what was not compared, or compared otherwise:")
-        for n in notes[:20]:
-            tr.write_line(f"  {n}")
-        if len(notes) > 20:
-            tr.write_line(f"  ... and {len(notes) - 20} more")
-    radar: dict[str, list[str]] = {}
-    for row in rows:
-        for w in row.get("library_warnings", []):
-            radar.setdefault(w, []).append(row["case"])
-    if radar:
-        tr.write_line(f"library warnings during the cases ({len(radar)} distinct; the next upgrade's breakage):")
-        for w, cases in sorted(radar.items()):
-            tr.write_line(f"  [{len(cases)} case(s)] {w}")
-    phases: dict[str, float] = {}
-    for s in summaries:
-        for name, seconds in s["phases"].items():
-            phases[name] = phases.get(name, 0.0) + seconds
-    for batching in sorted({s["batching"] for s in summaries if s.get("batching")}):
-        tr.write_line(f"batching: {batching}")
-    for prof in sorted({s["profile"] for s in summaries if s.get("profile")}):
-        tr.write_line(f"machine profile: {prof}")
-    readings = [b for row in rows for b in row.get("balance", [])]
-    if readings:
-        from whisper_ptq_bench.speed import describe_states
+    from whisper_ptq_bench import summary
 
-        tr.write_line(
-            f"machine state (memory/compute balance; speed is judged within a state): {describe_states(readings)}"
-        )
-    if phases:
-        tr.write_line(
-            "time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in sorted(phases.items(), key=lambda kv: -kv[1]))
-        )
-    diffs = sorted({d for s in summaries for d in s["diff"]})
-    if diffs:
-        tr.write_line("environment differs from the baselines':")
-        for d in diffs:
-            tr.write_line(f"  {d}")
-    for line in sorted({line for s in summaries for line in s["lines"]}):
-        tr.write_line(line)
+    summaries = config.stash.get(_ROWS, [])
+    lines = summary.lines(summaries)
+    if not lines:
+        return
+    terminalreporter.section("whisper-ptq-bench summary")
+    for line in lines:
+        terminalreporter.write_line(line)
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:  # on GitHub Actions: the same summary as markdown on the job's page
+        try:
+            with open(target, "a", encoding="utf-8") as out:
+                out.write(summary.markdown(summaries))
+        except OSError as err:
+            terminalreporter.write_line(f"GITHUB_STEP_SUMMARY {target}: cannot be written ({err.strerror})")

@@ -20,7 +20,7 @@ from typing import ClassVar
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.errors import BaselineError
 from whisper_ptq_bench.metrics import WerResult, transcript_fingerprint
-from whisper_ptq_bench.speed import Speed, StateCost
+from whisper_ptq_bench.speed import Paired, Speed, StateCost
 
 PORTABLE, PROFILE, KERNEL = "portable", "profile", "kernel"
 
@@ -36,6 +36,16 @@ def number(value, where: str, key: str, *, allow_none: bool = False) -> None:
 def _string(entry: dict, key: str, where: str) -> None:
     if key in entry and not isinstance(entry[key], str):
         raise BaselineError(f"{where}: {key} must be a string, not {entry[key]!r}")
+
+
+def _digests(entry: dict, key: str, where: str) -> dict[str, str] | None:
+    """The {name: hex digest} map under ``key``, validated (None when absent)."""
+    if key not in entry:
+        return None
+    value = entry[key]
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BaselineError(f"{where}: {key} must map names to hex digests")
+    return dict(value)
 
 
 def sig(x, digits: int = 6):
@@ -126,10 +136,12 @@ class Scope(Part):
 @dataclass(frozen=True)
 class Weights(Part):
     """Per quantized module: the relative error of its dequantized weight against fp32 (None where the library
-    cannot dequantize it) and its format."""
+    cannot dequantize it) and its format; ``digests``: each dequantized weight's digest (bit-identical weights,
+    equal digests), kept per machine profile."""
 
-    KEYS = {"weights": PORTABLE}
+    KEYS = {"weights": PORTABLE, "weights_digest": PROFILE}
     modules: dict[str, tuple[float | None, str]]
+    digests: dict[str, str] | None = None
 
     @property
     def mean_error(self) -> float | None:
@@ -140,7 +152,7 @@ class Weights(Part):
         return {m: [e, f] for m, (e, f) in self.modules.items()}
 
     def entry(self) -> dict:
-        return {"weights": self.info()}
+        return {"weights": self.info()} | ({"weights_digest": self.digests} if self.digests is not None else {})
 
     @classmethod
     def parse(cls, entry: dict, where: str) -> Weights | None:
@@ -153,7 +165,8 @@ class Weights(Part):
                     f"{where}: weights[{name!r}] must be [relative error or null, format], not {value!r}"
                 )
             number(value[0], where, f"weights[{name!r}] error", allow_none=True)
-        return cls({m: (e, f) for m, (e, f) in weights.items()}) if "weights" in entry else None
+        digests = _digests(entry, "weights_digest", where)
+        return cls({m: (e, f) for m, (e, f) in weights.items()}, digests) if "weights" in entry else None
 
 
 @dataclass(frozen=True)
@@ -182,27 +195,31 @@ class Size(Part):
 @dataclass(frozen=True)
 class Outputs(Part):
     """Teacher-forced output fidelity on the reference tokens: per utterance [KL(fp32 || config), top-1
-    agreement with fp32, reference NLL], and their token-weighted corpus means."""
+    agreement with fp32, reference NLL], and their token-weighted corpus means; ``digests``: per utterance the
+    digest of its log-probabilities (bit-identical outputs, equal digests), kept per machine profile."""
 
-    KEYS = {"output": KERNEL}
+    KEYS = {"output": KERNEL, "output_digest": PROFILE}
     kl: float
     top1: float
     nll: float
     per_utterance: dict[str, tuple[float, float, float]]
+    digests: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, d: dict) -> Outputs:
-        return cls(d["kl"], d["top1"], d["nll"], {u: tuple(v) for u, v in d["per_utterance"].items()})
+    def of(cls, d: dict, digests: dict[str, str] | None = None) -> Outputs:
+        return cls(d["kl"], d["top1"], d["nll"], {u: tuple(v) for u, v in d["per_utterance"].items()}, digests)
 
     def info(self) -> dict:
         return {"kl": self.kl, "top1": self.top1, "nll": self.nll}
 
     def entry(self) -> dict:
         per = {u: list(v) for u, v in self.per_utterance.items()}
-        return {"output": {**self.info(), "per_utterance": per}}
+        out = {"output": {**self.info(), "per_utterance": per}}
+        return out | ({"output_digest": self.digests} if self.digests is not None else {})
 
     @classmethod
     def parse(cls, entry: dict, where: str) -> Outputs | None:
+        digests = _digests(entry, "output_digest", where)
         if "output" not in entry:
             return None
         out = entry["output"]
@@ -213,7 +230,8 @@ class Outputs(Part):
                 raise BaselineError(f"{where}: output per_utterance[{utt!r}] must be [kl, top1, nll]")
             for value in triple:
                 number(value, where, f"output per_utterance[{utt!r}]")
-        return cls(out.get("kl", 0.0), out.get("top1", 0.0), out.get("nll", 0.0), dict(out["per_utterance"]))
+        per = {u: tuple(v) for u, v in out["per_utterance"].items()}
+        return cls(out.get("kl", 0.0), out.get("top1", 0.0), out.get("nll", 0.0), per, digests)
 
 
 @dataclass(frozen=True)
@@ -316,6 +334,77 @@ class EndToEnd(Part):
         return cls(0.0, entry["rtf"], entry["speedup"]) if "rtf" in entry and "speedup" in entry else None
 
 
+@dataclass(frozen=True)
+class KernelPath(Part):
+    """The operators one run of the (short) fixed workload dispatches, with their call counts: a changed path (an
+    int8 GEMM turned dequantize + matmul, an extra dequantize per call) shows as operators added and removed."""
+
+    KEYS = {"kernels": PROFILE}
+    ops: dict[str, int]
+
+    def entry(self) -> dict:
+        return {"kernels": dict(sorted(self.ops.items()))}
+
+    @classmethod
+    def parse(cls, entry: dict, where: str) -> KernelPath | None:
+        if "kernels" not in entry:
+            return None
+        ops = entry["kernels"]
+        if not isinstance(ops, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in ops.items()
+        ):
+            raise BaselineError(f"{where}: kernels must map operator names to call counts")
+        return cls(dict(ops))
+
+    def diff(self, other: KernelPath) -> str | None:
+        """What ``other`` dispatches that this path does not, and the reverse: None when they are the same."""
+        if self.ops == other.ops:
+            return None
+        added = sorted(set(other.ops) - set(self.ops))
+        removed = sorted(set(self.ops) - set(other.ops))
+        counts = sorted(
+            ((other.ops[k] - self.ops[k], k) for k in set(self.ops) & set(other.ops) if other.ops[k] != self.ops[k]),
+            key=lambda t: (-abs(t[0]), t[1]),
+        )
+        parts = []
+        if added:
+            parts.append("operators added: " + ", ".join(f"{k} (x{other.ops[k]})" for k in added[:8]))
+        if removed:
+            parts.append("operators removed: " + ", ".join(f"{k} (x{self.ops[k]})" for k in removed[:8]))
+        if counts:
+            shown = ", ".join(f"{k} {self.ops[k]} -> {other.ops[k]}" for _, k in counts[:5])
+            parts.append(f"{len(counts)} operator(s) called a different number of times: {shown}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How far a configuration's outputs moved from the same configuration's in a reference environment, on the
+    same tokens: per utterance whose log-probabilities are not bit-identical, KL(reference || candidate) and
+    top-1 agreement; every other of the ``utterances`` compared is bit-identical (KL 0, agreement 1)."""
+
+    per_utterance: dict[str, tuple[float, float]]
+    utterances: int
+
+    @property
+    def kl(self) -> float:
+        return sum(k for k, _ in self.per_utterance.values()) / self.utterances if self.utterances else 0.0
+
+    @property
+    def top1(self) -> float:
+        moved = sum(1 - a for _, a in self.per_utterance.values())
+        return 1 - moved / self.utterances if self.utterances else 1.0
+
+    def info(self) -> dict:
+        return {"kl": self.kl, "top1": self.top1, "moved": len(self.per_utterance), "utterances": self.utterances}
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.per_utterance)} of {self.utterances} utterance(s) moved from the reference environment's "
+            f"outputs: KL {self.kl:.3g} nats/token, top-1 agreement {self.top1:.2%}"
+        )
+
+
 #: Result field -> its part's type; the order is the order of the baseline keys.
 PARTS: dict[str, type[Part]] = {
     "inputs": Inputs,
@@ -325,6 +414,7 @@ PARTS: dict[str, type[Part]] = {
     "outputs": Outputs,
     "transcripts": Transcripts,
     "end_to_end": EndToEnd,
+    "kernels": KernelPath,
 }
 SPEED_KEYS = {"speed": PROFILE}
 #: Every baseline key of a case, with where it belongs.
@@ -353,6 +443,11 @@ class Result:
     transcripts: Transcripts | None = None
     speed: Speed | None = None
     end_to_end: EndToEnd | None = None
+    kernels: KernelPath | None = None
+    #: measured against a live reference environment only: the outputs' divergence from the reference's and
+    #: the speed timed in alternating rounds with it
+    drift: Drift | None = None
+    versus: Paired | None = None
     #: outputs recorded for this case on other machine profiles of the same device kind and architecture
     elsewhere: tuple[tuple[str, Outputs], ...] = ()
     environment: dict = field(default_factory=dict)
@@ -381,6 +476,53 @@ class Result:
     def batching(self) -> str:
         return (self.inputs.batching if self.inputs else None) or ""
 
+    def to_json(self) -> dict:
+        """Everything a reference needs of this result, unrounded, as JSON (what a worker environment sends)."""
+        raw: dict = {}
+        for name in PARTS:
+            part = getattr(self, name)
+            if part is not None:
+                raw.update(part.entry())
+        size, e2e = self.size, self.end_to_end
+        return {
+            "case_id": self.case_id,
+            "config": self.config.id,
+            "model": self.model,
+            "corpus": self.corpus,
+            "environment": self.environment,
+            "profile": self.profile,
+            "notes": list(self.notes),
+            "error": self.error,
+            "entry": raw,
+            "scope_summary": self.scope.summary if self.scope else None,
+            "size": [size.tensor_bytes, size.compression_vs_fp16] if size else None,
+            "end_to_end": [e2e.seconds, e2e.peak_memory] if e2e else None,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict, where: str = "the reference environment") -> Result:
+        from dataclasses import replace
+
+        r = cls.from_entry(
+            d["case_id"],
+            QuantConfig.from_id(d["config"]),
+            d["entry"],
+            where,
+            model=d["model"],
+            corpus=d["corpus"],
+            environment=d["environment"],
+            profile=d["profile"],
+            notes=tuple(d["notes"]),
+            error=d["error"],
+        )
+        if r.scope is not None:
+            r = replace(r, scope=replace(r.scope, summary=d["scope_summary"]))
+        if r.size is not None and d.get("size"):
+            r = replace(r, size=replace(r.size, tensor_bytes=d["size"][0], compression_vs_fp16=d["size"][1]))
+        if r.end_to_end is not None and d.get("end_to_end"):
+            r = replace(r, end_to_end=replace(r.end_to_end, seconds=d["end_to_end"][0], peak_memory=d["end_to_end"][1]))
+        return r
+
 
 def validate_entry(entry: dict, allowed: set[str], where: str) -> None:
     """BaselineError naming ``where`` for an unknown key or a malformed value of a baselines entry."""
@@ -396,117 +538,3 @@ def split(entry: dict, kernel_dependent: bool) -> tuple[dict, dict]:
     """(portable part, this profile's part) of a baselines entry."""
     bound = bound_keys(kernel_dependent)
     return {k: v for k, v in entry.items() if k not in bound}, {k: v for k, v in entry.items() if k in bound}
-
-
-@dataclass
-class CaseRecord:
-    """A case as the session keeps it: its result, the gate's verdict on it (``gate.Verdict``), its baseline
-    status ("ok", "failed", "missing", "updated", "errored", "not written") and the warnings the quantization
-    stack emitted while it ran (the next upgrade's breakage)."""
-
-    result: Result
-    verdict: object = None
-    status: str = ""
-    library_warnings: list[str] = field(default_factory=list)
-
-    @property
-    def case_id(self) -> str:
-        return self.result.case_id
-
-    @property
-    def failures(self) -> list[str]:
-        return self.verdict.failures if self.verdict is not None else []
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.verdict.warnings if self.verdict is not None else []
-
-    @property
-    def notes(self) -> list[str]:
-        return list(self.result.notes) + (self.verdict.notes if self.verdict is not None else [])
-
-    @property
-    def outcome(self) -> str:
-        if self.result.error:
-            return "error"
-        return "fail" if self.failures else "pass"
-
-    def extra_info(self) -> dict:
-        """Everything the case measured and decided, for pytest-benchmark's ``extra_info`` (and the report)."""
-        r = self.result
-        size, e2e, speed, scope = r.size, r.end_to_end, r.speed, r.scope
-        serialized = size.serialized_bytes if size else 0
-        rtf = e2e.rtf if e2e else 0.0
-        info = {
-            "case": r.case_id,
-            "model": r.model,
-            "corpus": r.corpus,
-            "config": r.config.id,
-            "axes": r.config.axes(),
-            "size_bytes": serialized,
-            "tensor_bytes": size.tensor_bytes if size else 0,
-            "size_mb": round(serialized / 1e6, 3),
-            "compression": round(size.compression if size else 0.0, 5),
-            "compression_vs_fp16": round(size.compression_vs_fp16 if size else 0.0, 5),
-            "seconds": round(e2e.seconds if e2e else 0.0, 4),
-            "rtf": round(rtf, 5),
-            "rtfx": round(1 / rtf, 3) if rtf else None,
-            "speedup_vs_fp32": round(e2e.speedup if e2e else 1.0, 4),
-            "speed": speed.info() if speed else None,
-            "kernel_speedup_vs_fp32": round(1 / speed.cost, 4) if speed else None,
-            "weights": r.weights.info() if r.weights else {},
-            "weight_error_mean": r.weights.mean_error if r.weights else None,
-            "output": r.outputs.info() if r.outputs else None,
-            "peak_memory_mb": round((e2e.peak_memory if e2e else 0) / 1e6, 1),
-            "peak_memory_kind": "cuda max allocated"
-            if r.environment.get("device", "").startswith("cuda")
-            else "process RSS",
-            "scope": scope.summary if scope else None,
-            "scope_line": scope.line if scope else "",
-            "transcripts_changed_vs_fp32": len(r.transcripts.changed_vs_fp32) if r.transcripts else 0,
-            "verdict": self.outcome,
-            "error": r.error,
-            "failures": self.failures,
-            "warnings": self.warnings,
-            "notes": self.notes,
-            "library_warnings": self.library_warnings,
-            "baseline": self.status,
-            "environment": r.environment,
-            "profile": r.profile,
-            "batching": r.batching,
-        }
-        t = r.transcripts
-        if t is not None and t.scored is not None:
-            info["wer"] = round(t.wer, 6)
-            info["wer_counts"] = t.scored.counts()
-            info["transcripts"] = t.texts
-        if t is not None and t.delta_vs_fp32 is not None:
-            info["wer_delta_vs_fp32"] = t.delta_vs_fp32
-        return info
-
-    def row(self) -> dict:
-        """The session summary's row of the case."""
-        r = self.result
-        t, speed = r.transcripts, r.speed
-        delta = t.delta_vs_fp32 if t is not None else None
-        own = []  # the machine-state readings of the case's own rounds (its speed pools earlier cases' first)
-        if speed is not None and speed.timing is not None and speed.timing.balance:
-            balance = speed.info()["balance"]
-            own = balance[-(speed.rounds_this_case or len(balance)) :]
-        return {
-            "case": r.case_id,
-            "wer": None if t is None or t.scored is None else t.wer,
-            "delta": None if delta is None else [delta["delta"], *delta["ci95"]],
-            "size_mb": (r.size.serialized_bytes if r.size else 0) / 1e6,
-            "compression": r.size.compression if r.size else 0.0,
-            "weight_error": r.weights.mean_error if r.weights else None,
-            "kl": None if r.outputs is None else r.outputs.kl,
-            "kernel": None if speed is None else 1 / speed.cost,
-            "speedup": r.end_to_end.speedup if r.end_to_end else 1.0,
-            "verdict": {"error": "ERROR", "fail": "FAIL"}.get(self.outcome, "warn" if self.warnings else "ok"),
-            "baseline": self.status,
-            "error": r.error,
-            "notes": self.notes,
-            "library_warnings": self.library_warnings,
-            "balance": own,
-        }

@@ -22,24 +22,25 @@ from whisper_ptq_bench.checks import Context, SpeedCheck
 from whisper_ptq_bench.configs import REFERENCE, QuantConfig
 from whisper_ptq_bench.data import load_corpus
 from whisper_ptq_bench.environment import environment, radar
-from whisper_ptq_bench.errors import BaselineError, BenchError
-from whisper_ptq_bench.measure import QuantizationFailed
-from whisper_ptq_bench.metrics import PeakMemory, WerResult, paired_bootstrap, rtf, score
+from whisper_ptq_bench.errors import BenchError
+from whisper_ptq_bench.measure import QuantizationFailed, Reference
+from whisper_ptq_bench.metrics import PeakMemory, paired_bootstrap, rtf, score
+from whisper_ptq_bench.record import CaseRecord
 from whisper_ptq_bench.result import (
-    CaseRecord,
+    Drift,
     EndToEnd,
     Inputs,
+    KernelPath,
     Outputs,
     Result,
     Scope,
     Size,
     Transcripts,
     Weights,
-    split,
 )
 from whisper_ptq_bench.transcribe import FeatureBatches, batching, check_outputs, default_encoder_batch_size, features
 
-__all__ = ["CaseSpec", "Harness", "Options", "QuantizationFailed", "Shared", "changed_inputs"]
+__all__ = ["CaseSpec", "Harness", "Options", "QuantizationFailed", "Shared"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,11 @@ class Options:
     replace_inputs: bool = False  # an update may replace baselines measured on another subset or batching
     baselines_path: Path = Path("baselines.json")
     obtained_path: Path = Path("baselines.obtained.json")
+    against: str | None = None  # the python of a reference environment: judge against it, side by side
+    pairs: int = 8  # alternating (reference, candidate) pairs of the fixed workload per case, side by side
+    verify_shortcut: bool = False  # side by side: transcribe even a case bit-identical to the reference's
+    fail_on_change: bool = False  # a case that changed (within tolerance) fails too
+    judge: bool = True  # False: measure only (a reference environment's worker)
 
     @property
     def encoder_chunk(self) -> int | None:
@@ -78,18 +84,6 @@ class CaseSpec(NamedTuple):
     model: str
     corpus: str
     config: QuantConfig
-
-
-@dataclass
-class Reference:
-    """fp32 on one corpus: transcripts, WER, end-to-end seconds, and the encoder outputs per batch that the
-    teacher-forced comparison reuses."""
-
-    texts: list[str]
-    seconds: float
-    wer: WerResult
-    encoded: list
-    scored: list | None = None  # fp32 teacher-forced log-probabilities at the scored positions (fidelity.py)
 
 
 @dataclass
@@ -124,6 +118,17 @@ class Harness:
         self.machine = machine.profile(options.device)
         self.profile = machine.profile_key(self.machine)
         self._reference: bl.BaselineReference | None = None
+        self.kernels: dict[tuple, KernelPath] = {}
+        import torch
+
+        self.threads = torch.get_num_threads()
+        self.live = None
+        if options.against:
+            from whisper_ptq_bench.live import LiveReference
+
+            self.live = LiveReference(options.against, options)
+            self.concurrent_threads()
+            self.live.threads(torch.get_num_threads())
 
     @property
     def models(self) -> dict[str, Any]:
@@ -227,13 +232,19 @@ class Harness:
             self.references[key] = Reference(texts, seconds, wer, encoded)
         return self.references[key]
 
-    def workload(self, model_name: str) -> fd.Workload:
-        if model_name not in self.shared.workloads:
+    def workload(self, model_name: str, steps: int | None = None) -> fd.Workload:
+        steps = steps or self.options.workload_steps
+        key = model_name if steps == self.options.workload_steps else f"{model_name}@{steps}"
+        if key not in self.shared.workloads:
             corpus = load_corpus(self.options.calibration_corpus)
-            self.shared.workloads[model_name] = measure.workload(
-                self.model(model_name), corpus, self.options.workload_steps
-            )
-        return self.shared.workloads[model_name]
+            self.shared.workloads[key] = measure.workload(self.model(model_name), corpus, steps)
+        return self.shared.workloads[key]
+
+    def concurrent_threads(self) -> None:
+        """Side by side, both environments measure a case at once: each on half the cores."""
+        import torch
+
+        torch.set_num_threads(max(1, self.threads // 2))
 
     # ------------------------------------------------------------------ quantization (once per configuration)
     def quantized(self, model_name: str, config: QuantConfig) -> measure.Quantized:
@@ -268,7 +279,9 @@ class Harness:
         self._quantized = None
 
     # ------------------------------------------------------------------ a case
-    def run_case(self, model_name: str, corpus_name: str, config: QuantConfig, benchmark=None) -> CaseRecord:
+    def run_case(
+        self, model_name: str, corpus_name: str, config: QuantConfig, benchmark=None, announce=None
+    ) -> CaseRecord:
         """Run one case; its verdict is in ``failures``/``warnings``/``notes``; a library error raises
         ``QuantizationFailed`` after the record is marked errored."""
         corpus = self.corpus(corpus_name)
@@ -284,8 +297,10 @@ class Harness:
         self.results.append(record)
         try:
             with radar(record.library_warnings):
-                self.measure_case(record, benchmark)
+                self.measure_case(record, benchmark, announce)
         except QuantizationFailed as err:
+            if self.live is not None:
+                self.live.drain()
             record.result = replace(record.result, error=str(err))
             record.status = "errored"
             if benchmark is not None:
@@ -296,8 +311,10 @@ class Harness:
             benchmark.extra_info.update(record.extra_info())
         return record
 
-    def measure_case(self, record: CaseRecord, benchmark=None) -> None:
-        """Measure ``record``'s case into ``record.result``, part after part (an error leaves the parts so far)."""
+    def measure_case(self, record: CaseRecord, benchmark=None, announce=None) -> None:
+        """Measure ``record``'s case into ``record.result``, part after part (an error leaves the parts so far).
+        Against a live reference the reference environment measures the same case meanwhile; ``announce(result,
+        log_probs)`` (a worker's) hears the teacher-forced outputs before the case is transcribed."""
         r = record.result
         model_name, corpus_name, config, device = r.model, r.corpus["name"], r.config, self.options.device
         loaded, corpus = self.model(model_name), self.corpus(corpus_name)
@@ -311,7 +328,7 @@ class Harness:
             r,
             inputs=Inputs(corpus.summary()["hash"], loaded.fingerprint, self.options.batching),
             scope=Scope(q.scope.line(), q.scope.summary()),
-            weights=Weights({m: tuple(v) for m, v in q.weights.items()}),
+            weights=Weights({m: tuple(v) for m, v in q.weights.items()}, dict(q.digests)),
             size=Size(
                 q.serialized_bytes,
                 1 - q.serialized_bytes / fp32_bytes,
@@ -319,43 +336,64 @@ class Harness:
                 1 - q.serialized_bytes / fp16_bytes,
             ),
         )
-        # 2. fp32 on this corpus (once per session), then this configuration end to end
+        live = self.live
+        if live is not None:
+            live.start(model_name, corpus_name, config.id)  # the reference environment measures it meanwhile
+        # 2. fp32 on this corpus (once per session), then this configuration's encoder
         ref = self.reference(model_name, corpus_name)
         with PeakMemory(device) as memory:
             if config == REFERENCE:
-                encoded, texts, seconds = ref.encoded, ref.texts, ref.seconds
+                encoded = ref.encoded
             else:
                 with self.phase("transcribe"):
-                    encoded, texts, seconds = measure.transcribe(
-                        q.model, loaded, fb, device, self.options.encoder_chunk
-                    )
+                    encoded, encoding = measure.encode(q.model, fb, device, self.options.encoder_chunk)
         # 3. teacher-forced output fidelity against fp32 on the reference tokens
-        tokens, prompt_len = (
-            self.reference_tokens(model_name, corpus_name),
-            len(fd.prompt_ids(loaded.generation_config)),
-        )
+        tokens = self.reference_tokens(model_name, corpus_name)
+        prompt_len = len(fd.prompt_ids(loaded.generation_config))
         with self.phase("fidelity"):
             if ref.scored is None:
                 ref.scored = fd.reference_log_probs(
                     self.on_device(loaded.model), ref.encoded, fb, tokens, prompt_len, device
                 )
-            tf = fd.teacher_forced(q.model, encoded, ref.scored, fb, tokens, prompt_len, device)
+            keep = live is not None or announce is not None
+            tf = fd.teacher_forced(q.model, encoded, ref.scored, fb, tokens, prompt_len, device, keep)
         r = record.result = replace(r, end_to_end=EndToEnd(0.0, 0.0, 1.0, memory.peak))
         if not tf.finite():
             raise QuantizationFailed(f"{who} produced NaN or infinite logits")
-        broken = check_outputs(texts)
-        if broken:
-            raise QuantizationFailed(f"{who}: {broken}")
         notes = ()
         if fb.long:
             notes = (
                 f"output fidelity: {len(fb.long)} utterance(s) over 30 s transcribed long-form, not teacher-forced "
                 f"({', '.join(fb.long_ids[:5])}{' ...' if len(fb.long) > 5 else ''})",
             )
-        r = record.result = replace(r, outputs=Outputs.of(tf.as_dict()), notes=notes)
-        # 4. kernel speed: the fixed workload, interleaved with fp32
-        timing = self.time(r, benchmark)
-        # 5. scoring
+        outputs = Outputs.of(tf.as_dict(), dict(zip(tf.ids, tf.digests)))
+        r = record.result = replace(r, outputs=outputs, notes=notes)
+        if announce is not None:
+            announce(r, tf.log_probs)
+        same = live is not None and self.live_outputs(record) and record.shortcut == "identical"
+        # 4. decoding (skipped where weights and outputs are bit-identical to a live reference's: its transcripts)
+        if config == REFERENCE:
+            texts, seconds = ref.texts, ref.seconds
+        elif same and not self.options.verify_shortcut:
+            texts, seconds = None, None
+        else:
+            with PeakMemory(device) as decoding, self.phase("transcribe"):
+                texts, seconds = measure.decode_texts(q.model, loaded, fb, encoded, device)
+            seconds += encoding
+            memory.peak = max(memory.peak, decoding.peak)
+        if texts is not None:
+            broken = check_outputs(texts)
+            if broken:
+                raise QuantizationFailed(f"{who}: {broken}")
+        drift = self.live_result(record, texts, tf.log_probs) if live is not None else None
+        # 5. the kernel path, then speed: the fixed workload interleaved with fp32, or alternating with a live reference
+        kernels = self.kernel_path(model_name, config)
+        if live is not None:
+            timing, versus = None, self.time_against(r, benchmark)
+        else:
+            timing, versus = (self.time(r, benchmark) if self.options.judge else None), None
+        texts = texts if texts is not None else [record.reference.transcripts.texts[i] for i in fb.ids]
+        # 6. scoring
         with self.phase("scoring"):
             scored = score(fb.ids, [u.text for u in corpus], texts)
             iv = paired_bootstrap(ref.wer.error_vector(), scored.error_vector(), scored.word_vector())
@@ -363,10 +401,31 @@ class Harness:
             transcripts = Transcripts.measured(
                 dict(zip(fb.ids, texts)), scored, ref.wer, {**iv.as_dict(), "fp32_wer": ref.wer.wer}, changed
             )
-            e2e = EndToEnd(
-                seconds, rtf(seconds, fb.audio_seconds), ref.seconds / seconds if seconds else float("nan"), memory.peak
+            if seconds is None:  # not transcribed again: the reference environment's time
+                e2e = record.reference.end_to_end
+            else:
+                speedup = ref.seconds / seconds if seconds else float("nan")
+                e2e = EndToEnd(seconds, rtf(seconds, fb.audio_seconds), speedup, memory.peak)
+            record.result = replace(
+                record.result,
+                speed=timing,
+                transcripts=transcripts,
+                end_to_end=e2e,
+                kernels=kernels,
+                versus=versus,
+                drift=drift,
             )
-            record.result = replace(r, speed=timing, transcripts=transcripts, end_to_end=e2e)
+
+    def kernel_path(self, model_name: str, config: QuantConfig) -> KernelPath:
+        """The operators the configuration's short fixed workload dispatches (once per configuration)."""
+        key = (model_name, config)
+        if key not in self.kernels:
+            q = self.quantized(model_name, config)
+            work = self.workload(model_name, measure.PATH_STEPS)
+            with self.phase("kernel path"):
+                work.run(q.model, self.options.device)  # warm
+                self.kernels[key] = KernelPath(measure.kernel_path(work, q.model, self.options.device))
+        return self.kernels[key]
 
     def time(self, r: Result, benchmark=None) -> sp.Speed:
         """The configuration's fixed workload timed interleaved with fp32 (``speed.time_case``): its rounds so far,
@@ -401,6 +460,61 @@ class Harness:
             self.timings[key] = sp.pooled(earlier, timing)
         return sp.Speed.measured(sp.pooled(earlier, timing), len(timing.config))
 
+    # ------------------------------------------------------------------ side by side with a live reference
+    def live_outputs(self, record: CaseRecord) -> bool:
+        """The reference environment's digests of the case: ``record.shortcut`` is "identical" when its weights and
+        teacher-forced outputs are bit-identical to this environment's. False when the case failed there."""
+        try:
+            there = self.live.outputs()
+        except QuantizationFailed as err:
+            record.reference_error = str(err)
+            return False
+        r = record.result
+        same = there["weights"] == r.weights.digests and there["outputs"] == r.outputs.digests
+        record.shortcut = "identical" if same else None
+        return True
+
+    def live_result(self, record: CaseRecord, texts: list[str] | None, log_probs: dict) -> Drift | None:
+        """The reference environment's result of the case (``record.reference``) and how far this environment's
+        outputs moved from its (``result.Drift``); None when the case failed there."""
+        if record.reference_error is not None:
+            return None
+        reference, record.reference_warnings = self.live.result()
+        record.reference = reference
+        mine, theirs = record.result.outputs.digests, reference.outputs.digests
+        if record.shortcut == "identical" and texts is not None:  # transcribed although identical: was it sound?
+            fb = self.features(reference.model, reference.corpus["name"])
+            same = reference.transcripts.texts == dict(zip(fb.ids, texts))
+            record.shortcut = "verified" if same else "unsound"
+        moved = [u for u in mine if theirs.get(u) != mine[u]]
+        if not moved:
+            return Drift({}, len(mine))
+        with self.phase("divergence"):
+            divergence = fd.divergence(self.live.log_probs(), {u: log_probs[u] for u in moved})
+        return Drift(divergence, len(mine))
+
+    def time_against(self, r: Result, benchmark=None) -> sp.Paired:
+        """The configuration's fixed workload timed in alternating rounds here and in the reference environment
+        (``LiveReference.time``), both on every core, one at a time."""
+        import torch
+
+        q, work = self.quantized(r.model, r.config), self.workload(r.model)
+        with self.phase("timing"):
+            torch.set_num_threads(self.threads)
+            try:
+                return self.live.time(
+                    r.model,
+                    r.config.id,
+                    lambda: work.run(q.model, self.options.device),
+                    work.describe(),
+                    self.options.pairs,
+                    self.threads,
+                    benchmark,
+                )
+            finally:
+                self.concurrent_threads()
+                self.live.threads(torch.get_num_threads())
+
     # ------------------------------------------------------------------ the reference
     def speed_reference(self, r: Result) -> tuple[sp.Speed, float] | None:
         """This profile's recorded speed of the case and its tolerance, when there is one to judge against."""
@@ -431,8 +545,26 @@ class Harness:
         return known is not None and SpeedCheck(known[1]).suspect(known[0], sp.Speed.measured(timing))
 
     def compare(self, record: CaseRecord) -> None:
-        """The gate's verdict on the record against the baselines (nothing to compare in an update run)."""
+        """The gate's verdict on the record against the baselines or the live reference (nothing to compare in an
+        update run or in a reference environment's worker)."""
         r = record.result
+        if not self.options.judge:
+            record.status = "measured"
+            return
+        if self.live is not None:
+            if record.reference is None:
+                record.verdict = gate.reference_failed(record.reference_error)
+            else:
+                context = Context(
+                    dict(bl.DEFAULT_TOLERANCES),
+                    self.options.strict_transcripts,
+                    True,
+                    self.options.fail_on_change,
+                    "the reference environment measured none of it",
+                )
+                record.verdict = gate.judge(record.reference, r, context)
+            record.status = record.verdict.status
+            return
         if self.options.update_baselines:
             record.status = "updated"
             return
@@ -446,78 +578,21 @@ class Harness:
             )
             return
         context = Context(
-            reference.tolerances(r.case_id), self.options.strict_transcripts, reference.same_profile(r.case_id)
+            reference.tolerances(r.case_id),
+            self.options.strict_transcripts,
+            reference.same_profile(r.case_id),
+            self.options.fail_on_change,
         )
         record.verdict = gate.judge(expected, r, context)
         record.status = record.verdict.status
 
     # ------------------------------------------------------------------ writing baselines
-    def entries(self, records: list[CaseRecord]) -> list[tuple]:
-        """Baseline entries of ``records``; each case's speed is the configuration's pooled rounds of the whole
-        session (every case of a configuration times the same workload on the same quantized model)."""
-        out = []
-        for record in records:
-            r = record.result
-            entry = r.entry()
-            pooled = self.timings.get((r.model, r.config))
-            if pooled is not None:
-                entry["speed"] = sp.Speed.measured(pooled).entry()
-            portable, bound = split(entry, get_backend(r.config.backend).kernel_dependent(r.config))
-            out.append((r.case_id, portable, bound, r.environment, (self.profile, self.machine)))
-        return out
-
     def finish(self, interrupted: bool = False) -> list[str]:
-        """Write baselines (update flow) or the obtained file; returns lines for the session summary.
+        """Write baselines (update flow) or the obtained file (``recording.finish``); end a live reference."""
+        from whisper_ptq_bench import recording
 
-        An interrupted update writes nothing into the baselines (a half-finished matrix is not a baseline) and
-        a failed write is an error; in both cases what was measured is left in the obtained file."""
-        lines = []
-        done = [c for c in self.results if c.result.transcripts is not None and not c.result.error]
-        if not done:
-            return lines
-        obtained = self.options.obtained_path
-        if self.options.update_baselines and interrupted:
-            bl.update(obtained, self.entries(done))
-            return [
-                f"interrupted: {self.options.baselines_path} left untouched; the {len(done)} case(s) measured are in {obtained}"
-            ]
-        if self.options.update_baselines:
-            try:
-                bl.update(self.options.baselines_path, self.entries(done))
-            except (BenchError, OSError) as err:
-                for c in done:
-                    c.status = "not written"
-                bl.update(obtained, self.entries(done))
-                raise BaselineError(
-                    f"the baselines could not be written ({err}); the {len(done)} measured case(s) are in {obtained}"
-                ) from None
-            lines.append(
-                f"updated {len(done)} case(s) in {self.options.baselines_path} (machine profile {self.profile})"
-            )
-        missing = [c for c in done if c.status == "missing"]
-        if missing:
-            bl.update(obtained, self.entries(missing))
-            lines.append(f"{len(missing)} case(s) without a baseline written to {obtained}")
-        return lines
-
-
-def changed_inputs(options: Options, cases: list[tuple[str, str, QuantConfig]], data: dict) -> list[str]:
-    """Cases an update would re-record on other inputs than their baseline's: another corpus subset (or corpus
-    content) or another batching. Such a replacement needs ``--ptq-replace-inputs``."""
-    out, hashes = [], {}
-    for model, corpus, config in cases:
-        entry = data.get("cases", {}).get(bl.case_id(model, corpus, config))
-        if not entry:
-            continue
-        if corpus not in hashes:
-            c = load_corpus(corpus, options.max_utterances or None)
-            hashes[corpus] = (c.summary()["hash"], len(c))
-        digest, n = hashes[corpus]
-        if entry.get("corpus_hash") not in (None, digest):
-            out.append(
-                f"{bl.case_id(model, corpus, config)}: corpus {corpus} differs ({n} utterance(s) now; "
-                f"--ptq-max-utterances {options.max_utterances or 0})"
-            )
-        elif entry.get("batching") not in (None, options.batching):
-            out.append(f"{bl.case_id(model, corpus, config)}: batching {entry['batching']!r} -> {options.batching!r}")
-    return out
+        try:
+            return recording.finish(self, interrupted)
+        finally:
+            if self.live is not None:
+                self.live.close()

@@ -421,3 +421,75 @@ class Speed:
         same, ref = judged
         low, high = (x / ref.cost for x in same.ci95)
         return same.cost / ref.cost, low, high, same, ref
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A workload timed in two environments in alternating rounds (reference, candidate, candidate, reference,
+    ...): both share the machine and the minute, so their ratio needs no machine profile or state. ``ratios``:
+    candidate / reference per adjacent pair."""
+
+    reference: tuple[float, ...]
+    candidate: tuple[float, ...]
+    workload: str = ""
+
+    @property
+    def ratios(self) -> np.ndarray:
+        return np.asarray(self.candidate, dtype=np.float64) / np.asarray(self.reference, dtype=np.float64)
+
+    @property
+    def ratio(self) -> float:
+        """Median candidate / reference time (above 1: the candidate is slower)."""
+        return float(np.median(self.ratios))
+
+    def interval(self, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """95% bootstrap percentile interval of the median ratio (pairs resampled with replacement)."""
+        med = resampled(lambda r: np.median(r, axis=1), self.ratios, resamples=resamples, seed=seed)
+        low, high = np.percentile(med, [2.5, 97.5])
+        return float(low), float(high)
+
+    def pooled(self, more: Paired) -> Paired:
+        return Paired(self.reference + more.reference, self.candidate + more.candidate, self.workload)
+
+    def info(self) -> dict:
+        low, high = self.interval()
+        return {
+            "ratio": self.ratio,
+            "ci95": [low, high],
+            "pairs": len(self.ratios),
+            "reference_s": [round(x, 5) for x in self.reference],
+            "candidate_s": [round(x, 5) for x in self.candidate],
+            "workload": self.workload,
+        }
+
+
+def alternating(run_reference, run_candidate, pairs: int, benchmark=None, workload: str = "") -> Paired:
+    """Time ``pairs`` pairs in the order reference, candidate | candidate, reference | reference, candidate ...
+    (ABBA: neither always runs first or after the other). ``run_reference()`` returns its own seconds (it runs in
+    another process, which times itself); the candidate is timed here. With pytest-benchmark's fixture the
+    candidate's runs are its statistics, the reference's run in each round's untimed setup."""
+    ref: list[float] = []
+    cand: list[float] = []
+    rounds = {"i": 0}
+
+    def setup() -> None:
+        i = rounds["i"]
+        if i % 2 == 0:  # the reference closes the previous pair (C, R) and opens this one (R, C)
+            for _ in range(1 if i == 0 else 2):
+                ref.append(run_reference())
+
+    def target() -> None:
+        start = time.perf_counter()
+        run_candidate()
+        cand.append(time.perf_counter() - start)
+        rounds["i"] += 1
+
+    if benchmark is not None and not getattr(benchmark, "disabled", False):
+        benchmark.pedantic(target, setup=setup, rounds=pairs, iterations=1, warmup_rounds=0)
+    while rounds["i"] < pairs:
+        setup()
+        target()
+    if pairs % 2 == 0:  # the last pair is (C, R): its reference run
+        ref.append(run_reference())
+    ref = ref[:pairs]
+    return Paired(tuple(ref), tuple(cand), workload)

@@ -1,0 +1,181 @@
+"""A live reference: a second Python environment (the one an upgrade replaces) driven as a worker process, so that
+each case is judged against the same case measured in that environment, on this machine, in the same run.
+
+The worker (``python -m whisper_ptq_bench.worker``, this package installed there) speaks JSON lines on its
+stdin/stdout. Per case it measures what the harness measures (weights, size, teacher-forced outputs with their
+digests, transcripts) while this process measures the candidate, sends the digests of its outputs as soon as
+it has them (so that the candidate may skip transcribing a case whose weights and outputs are bit-identical),
+writes its log-probabilities on request (for the divergence between the two), and runs the fixed workload
+round by round, in alternation with the candidate, for the speed ratio."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from whisper_ptq_bench.baselines import DEFAULT_TOLERANCES
+from whisper_ptq_bench.errors import BenchError
+from whisper_ptq_bench.measure import QuantizationFailed
+from whisper_ptq_bench.result import Result
+from whisper_ptq_bench.speed import Paired, alternating
+
+
+class WorkerError(BenchError):
+    """The reference environment's worker could not start, or died, or answered what it should not."""
+
+
+class LiveReference:
+    """The reference environment at ``python`` (its interpreter), measuring the cases of ``options``."""
+
+    def __init__(self, python: str, options):
+        self.python = python
+        self.pending = 0  # replies the case in flight still owes
+        self.dir = Path(tempfile.mkdtemp(prefix="ptq-reference-"))
+        self.log = self.dir / "worker.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            self.proc = subprocess.Popen(
+                [python, "-m", "whisper_ptq_bench.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=open(self.log, "wb"),  # noqa: SIM115 (the worker writes it for as long as it lives)
+                env=env,
+                text=True,
+                bufsize=1,
+            )
+        except OSError as err:
+            raise WorkerError(
+                f"--ptq-against {python}: cannot start it ({err.strerror}); give the python of an environment "
+                "with this package installed (e.g. /path/to/venv/bin/python)"
+            ) from None
+        hello = self.call("hello")
+        self.environment, self.profile, self.machine = hello["environment"], hello["profile"], hello["machine"]
+        self.call("open", options=_options_json(options))
+
+    # ------------------------------------------------------------------ transport
+    def send(self, op: str, **args) -> None:
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerError(self._died()) from None
+
+    def receive(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError(self._died())
+        try:
+            reply = json.loads(line)
+        except json.JSONDecodeError:
+            raise WorkerError(f"the reference environment's worker wrote {line[:200]!r}, not a reply") from None
+        if reply.get("ok") is False:
+            if reply.get("kind") == "QuantizationFailed":
+                raise QuantizationFailed(f"in the reference environment: {reply['error']}")
+            raise WorkerError(f"the reference environment ({self.python}) failed: {reply['error']}")
+        return reply
+
+    def call(self, op: str, **args) -> dict:
+        self.send(op, **args)
+        return self.receive()
+
+    def _died(self) -> str:
+        code = self.proc.poll()
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        if "No module named whisper_ptq_bench" in tail:
+            return (
+                f"--ptq-against {self.python}: whisper-ptq-bench is not installed there; install it into that "
+                f"environment (pip install -e {Path(__file__).resolve().parents[1]})"
+            )
+        return f"the reference environment's worker ({self.python}) ended (exit {code}); its last output:\n{tail}"
+
+    # ------------------------------------------------------------------ a case
+    def start(self, model: str, corpus: str, config: str) -> None:
+        """Ask for the case to be measured; the replies are read by ``outputs`` and ``result``."""
+        self.send("measure", model=model, corpus=corpus, config=config)
+        self.pending = 2
+
+    def outputs(self) -> dict:
+        """The reference's weight and output digests of the case started (sent before it transcribes); a
+        QuantizationFailed when the case failed there first."""
+        try:
+            reply = self.receive()
+        except QuantizationFailed:
+            self.pending = 0
+            raise
+        if reply.get("event") != "outputs":
+            raise WorkerError(f"expected the reference's outputs, got {sorted(reply)}")
+        self.pending = 1
+        return reply
+
+    def result(self) -> tuple[Result, list[str]]:
+        """The reference's result of the case started, and the warnings its libraries emitted."""
+        try:
+            reply = self.receive()
+        finally:
+            self.pending = 0
+        return Result.from_json(reply["result"]), reply.get("library_warnings", [])
+
+    def drain(self) -> None:
+        """Read what the case started still has to say (after this process failed the case first)."""
+        try:
+            if self.pending == 2:
+                self.outputs()
+            if self.pending == 1:
+                self.result()
+        except QuantizationFailed:
+            pass
+
+    def log_probs(self) -> dict:
+        """The reference's teacher-forced log-probabilities per utterance of the last case (read from a file)."""
+        import numpy as np
+
+        path = self.dir / "log_probs.npz"
+        self.call("export", path=str(path))
+        with np.load(path) as data:
+            out = {k: data[k] for k in data.files}
+        path.unlink()
+        return out
+
+    def prepare(self, model: str, config: str) -> None:
+        self.call("prepare", model=model, config=config)
+
+    def run(self) -> float:
+        """One run of the prepared fixed workload there: its seconds, as the worker timed it."""
+        return self.call("run")["seconds"]
+
+    def threads(self, n: int) -> None:
+        self.call("threads", n=n)
+
+    def time(self, model: str, config: str, run, workload: str, pairs: int, threads: int, benchmark=None) -> Paired:
+        """``config``'s fixed workload timed in ``pairs`` alternating pairs there and here (``run``), the reference on
+        ``threads`` threads; when the candidate looks slower (beyond a quarter of ``speed_pair``), twice as many
+        more pairs, pooled."""
+        self.threads(threads)
+        self.prepare(model, config)
+        run()  # warm-up
+        paired = alternating(self.run, run, pairs, benchmark, workload)
+        if paired.ratio > 1 + DEFAULT_TOLERANCES["speed_pair"] / 4:
+            paired = paired.pooled(alternating(self.run, run, 2 * pairs, None, workload))
+        return paired
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("quit")
+                self.proc.wait(timeout=30)
+            except (WorkerError, subprocess.TimeoutExpired):
+                self.proc.kill()
+
+
+def _options_json(options) -> dict:
+    d = asdict(options)
+    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def describe(python: str) -> str:
+    return f"the reference environment ({python})" if python != sys.executable else "this environment, as reference"

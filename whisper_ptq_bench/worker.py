@@ -1,0 +1,122 @@
+"""The reference environment's side of a side-by-side run (``live.LiveReference`` starts it): JSON lines in on
+stdin, JSON lines out on stdout; everything libraries print goes to stderr.
+
+    hello                       -> environment, machine profile
+    open options                -> a harness for the run's options (it judges nothing itself)
+    measure model corpus config -> {"event": "outputs", digests...}, then {"result": ...}
+    export path                 -> the last case's teacher-forced log-probabilities in an .npz file
+    prepare model config        -> the configuration's fixed workload, warmed up
+    run                         -> one run of it: {"seconds": ...}
+    threads n                   -> torch's intra-op threads
+    quit
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _reply(out, **message) -> None:
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+class Worker:
+    def __init__(self, out):
+        self.out = out
+        self.harness = None
+        self.kept = None  # the last case's log-probabilities per utterance
+        self.prepared = None  # (model on device, workload)
+
+    def hello(self) -> dict:
+        from whisper_ptq_bench import machine
+        from whisper_ptq_bench.environment import environment
+
+        prof = machine.profile("cpu")
+        return {"environment": environment("cpu"), "machine": prof, "profile": machine.profile_key(prof)}
+
+    def open(self, options: dict) -> dict:
+        from whisper_ptq_bench.runner import Harness, Options
+
+        fields = {f.name for f in dataclasses.fields(Options)}
+        opts = {k: v for k, v in options.items() if k in fields}
+        for key in ("scope", "scope_exclude"):
+            opts[key] = tuple(opts.get(key, ()))
+        for key in ("baselines_path", "obtained_path"):
+            opts[key] = Path(opts[key])
+        opts.update(against=None, judge=False)
+        self.harness = Harness(Options(**opts))
+        self.harness.concurrent_threads()
+        return {}
+
+    def measure(self, model: str, corpus: str, config: str) -> dict:
+        from whisper_ptq_bench.configs import QuantConfig
+
+        def announce(result, log_probs) -> None:
+            self.kept = log_probs
+            weights = result.weights.digests if result.weights else None
+            _reply(self.out, ok=True, event="outputs", weights=weights, outputs=result.outputs.digests)
+
+        record = self.harness.run_case(model, corpus, QuantConfig.from_id(config), announce=announce)
+        return {"result": record.result.to_json(), "library_warnings": record.library_warnings}
+
+    def export(self, path: str) -> dict:
+        import numpy as np
+
+        np.savez(path, **{utt: lp.numpy() for utt, lp in (self.kept or {}).items()})
+        return {}
+
+    def prepare(self, model: str, config: str) -> dict:
+        from whisper_ptq_bench.configs import QuantConfig
+
+        h = self.harness
+        q, work = h.quantized(model, QuantConfig.from_id(config)), h.workload(model)
+        work.run(q.model, h.options.device)  # warm-up
+        self.prepared = (q.model, work)
+        return {}
+
+    def run(self) -> dict:
+        model, work = self.prepared
+        start = time.perf_counter()
+        work.run(model, self.harness.options.device)
+        return {"seconds": time.perf_counter() - start}
+
+    def threads(self, n: int) -> dict:
+        import torch
+
+        torch.set_num_threads(n)
+        return {}
+
+
+def main() -> int:
+    out = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol's own stdout
+    os.dup2(2, 1)  # whatever libraries print goes to stderr
+    sys.stdout = sys.stderr
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    worker = Worker(out)
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.pop("op")
+        if op == "quit":
+            break
+        try:
+            _reply(out, ok=True, **getattr(worker, op)(**request))
+        except Exception as err:  # every failure goes back to the session, which decides
+            from whisper_ptq_bench.measure import QuantizationFailed
+
+            kind = "QuantizationFailed" if isinstance(err, QuantizationFailed) else type(err).__name__
+            traceback.print_exc()
+            _reply(out, ok=False, kind=kind, error=str(err) or kind)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
