@@ -1,7 +1,9 @@
 """The ``whisper-ptq-bench`` command line.
 
     whisper-ptq-bench report RESULTS... [--out DIR] [--title T] [--sort {config,library}]
-    whisper-ptq-bench drill [NAME...] [--list] [--model M] [--corpus C] [--baselines B] [--json FILE]
+    whisper-ptq-bench drill [NAME...] [--list] [--model M] [--corpus C] [--baselines B | --side-by-side | --against PY]
+        [--json FILE]
+    whisper-ptq-bench upgrade [REQUIREMENT...] [--latest] [--reference-pins F] [--candidate-pins F] [-- PYTEST ARGS]
     whisper-ptq-bench baselines-merge OUT SHARD... (fold the baselines files of a sharded recording into OUT)
     whisper-ptq-bench perf [--model M] [--corpus C] [--max-utterances N] [--batch-size B] [--encoder-batch-size E] [--rounds R]
         [--speed-trials N [--speed-config ID]] [--regimes MINUTES]
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from whisper_ptq_bench.options import positive
+from whisper_ptq_bench.options import executable, positive
 
 PROG = "whisper-ptq-bench"
 
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "20%% slowdown (N trials) on --speed-config",
     )
     perf.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="with --speed-trials: the side-by-side speed check (against a worker environment, alternating rounds), "
+        "N trials each of A/A, 20%% slower and 10%% slower",
+    )
+    perf.add_argument(
         "--speed-config", default="hqq.w-int4.g64.asym", help="configuration of --speed-trials. Default: %(default)s"
     )
     perf.add_argument(
@@ -103,6 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
         "configuration's cost relative to fp32 in each",
     )
     perf.set_defaults(func=_perf)
+
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="build the environment an upgrade replaces and the one it makes, and run the main job side by side",
+        description="Build two virtual environments from this checkout: the reference (requirements/pinned.txt, or "
+        "--reference-pins) and the candidate (the same pins with REQUIREMENT... upgraded, the newest quantization "
+        "stack with --latest, or --candidate-pins); then run `pytest benchmarks/ --benchmark-only` in the candidate "
+        "with --ptq-against the reference. Arguments after -- go to pytest. Exit status: pytest's.",
+    )
+    upgrade.add_argument("requirements", nargs="*", metavar="REQUIREMENT", help="e.g. transformers==5.25.0")
+    upgrade.add_argument("--latest", action="store_true", help="the newest transformers and quantization libraries")
+    upgrade.add_argument("--reference-pins", type=Path, default=None, metavar="FILE", help="the reference's pins")
+    upgrade.add_argument("--candidate-pins", type=Path, default=None, metavar="FILE", help="the candidate's pins")
+    upgrade.add_argument("--envs", type=Path, default=None, metavar="DIR", help="where the environments live")
+    upgrade.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    upgrade.set_defaults(func=_upgrade)
 
     drill = commands.add_parser(
         "drill",
@@ -133,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive,
         default=6,
         help="speed rounds per case (the main job judges 2 cases x 3 rounds). Default: %(default)s",
+    )
+    drill.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="judge against a live reference environment (this Python, unpatched, in a worker process) instead of "
+        "the baselines: the patched cases run here; no baselines needed",
+    )
+    drill.add_argument(
+        "--against",
+        type=executable,
+        default=None,
+        metavar="PYTHON",
+        help="side by side against the environment of this Python interpreter (implies --side-by-side)",
     )
     drill.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
     drill.set_defaults(func=_drill)
@@ -172,6 +209,7 @@ def _perf(args: argparse.Namespace) -> int:
             args.speed_trials or 0,
             args.speed_config,
             args.regimes or 0,
+            side_by_side=args.side_by_side,
         )
     except BenchError as err:
         print(f"{PROG} perf: error: {err}", file=sys.stderr)
@@ -196,12 +234,15 @@ def _drill(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"{PROG} drill: error: {err}", file=sys.stderr)
         return 2
+    against = args.against or (sys.executable if args.side_by_side else None)
     options = Options(
         models=[args.model],
         corpora=[args.corpus],
         max_utterances=args.max_utterances,
         rounds=args.rounds,
         baselines_path=Path(args.baselines),
+        against=against,
+        verify_shortcut=against is not None,  # every case transcribed: the shortcut is checked, not relied on
     )
     try:
         rows = drill.run(
@@ -218,6 +259,26 @@ def _drill(args: argparse.Namespace) -> int:
         drill.write_json(rows, Path(args.json))
     caught, judged = drill.score(rows)
     return 0 if judged and caught == judged else 1
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from whisper_ptq_bench import upgrade
+    from whisper_ptq_bench.errors import BenchError
+
+    try:
+        return upgrade.main(
+            args.requirements,
+            args.latest,
+            args.reference_pins,
+            args.candidate_pins,
+            args.envs,
+            args.pytest_args,
+            args.dry_run,
+            echo=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except BenchError as err:
+        print(f"{PROG} upgrade: error: {err}", file=sys.stderr)
+        return 2
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -261,7 +322,10 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = rest
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

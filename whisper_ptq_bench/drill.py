@@ -25,6 +25,9 @@ class Row:
     checks: list[str] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
+    #: side by side: "identical" when the case was bit-identical to the reference environment's and its
+    #: transcripts matched when transcribed anyway ("unsound" when they did not); "" otherwise
+    shortcut: str = ""
 
 
 def _first_line(messages: list[str], limit: int = 220) -> str:
@@ -39,19 +42,22 @@ def _run(harness, model: str, corpus: str, config: QuantConfig):
     try:
         record = harness.run_case(model, corpus, config)
     except QuantizationFailed as err:
-        return [], [], str(err), ""
+        return [], [], str(err), "", ""
     verdict = record.verdict
     failed = list(dict.fromkeys(verdict.failed())) if verdict is not None else []
     # for a case that stayed green: its warnings and its outputs and speed against the baseline, so a miss says why
     measured = _first_line(list(record.warnings) + (verdict.detail() if verdict is not None else []))
-    return failed, record.failures, None, measured
+    shortcut = {"verified": "identical", "unsound": "unsound"}.get(record.shortcut or "", "")
+    return failed, record.failures, None, measured, shortcut
 
 
 def run(
     regressions: list[Regression], options, *, per_regression: int = 1, echo=print, models: dict | None = None
 ) -> list[Row]:
-    """Run the drill; ``options`` is a runner.Options (one model, one corpus) against existing baselines;
-    ``models`` may hand in fp32 models already loaded (name -> LoadedModel)."""
+    """Run the drill; ``options`` is a runner.Options (one model, one corpus) against existing baselines, or with
+    ``against`` side by side: the reference environment unpatched, this one patched, no baselines needed (every
+    case is transcribed, so that skipping the transcription of bit-identical cases is checked: ``Row.shortcut``).
+    ``models`` may hand in fp32 models already loaded (name -> LoadedModel). Control rows come first."""
     from whisper_ptq_bench.backends import get_backend
     from whisper_ptq_bench.runner import Harness, Shared
 
@@ -64,6 +70,7 @@ def run(
             ids.insert(0, "fp32")
         plan.append((reg, [QuantConfig.from_id(i) for i in ids]))
     control = Harness(options, shared)
+    controls: list[Row] = []
     green: dict[str, tuple[bool, str]] = {}
     for config in dict.fromkeys(c for _, configs in plan for c in configs):
         backend = get_backend(config.backend)
@@ -71,14 +78,18 @@ def run(
         if reason:
             green[config.id] = (False, f"skipped: {reason}")
             continue
-        _, failures, error, _ = _run(control, model, corpus, config)
+        _, failures, error, _, shortcut = _run(control, model, corpus, config)
         green[config.id] = (not failures and not error, _first_line(failures or [error or ""]))
         echo(f"control {config.id}: {'green' if green[config.id][0] else 'RED ' + green[config.id][1]}")
-    rows = []
+        controls.append(
+            Row("control", "", "", f"{model}/{corpus}/{config.id}", "green" if green[config.id][0] else "red")
+        )
+        controls[-1].message, controls[-1].shortcut = green[config.id][1], shortcut
+    rows = controls
     for reg, configs in plan:
         # fp32 is untouched unless transformers is patched: its references need no recomputing
         references = control.references if reg.library != "transformers" else {}
-        harness = Harness(options, Shared(shared.models, shared.workloads, references))
+        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live))
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
@@ -96,7 +107,7 @@ def run(
                 continue
             start = time.perf_counter()
             with reg.patch():
-                checks, failures, error, measured = _run(harness, model, corpus, config)
+                checks, failures, error, measured, shortcut = _run(harness, model, corpus, config)
             seconds = time.perf_counter() - start
             if error:
                 row = Row(
@@ -106,9 +117,12 @@ def run(
                 row = Row(reg.name, reg.kind, reg.library, case, "caught", checks, _first_line(failures), seconds)
             else:
                 row = Row(reg.name, reg.kind, reg.library, case, "missed", [], measured, seconds)
+            row.shortcut = shortcut
             rows.append(row)
             echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
             harness.forget_quantized()  # never reuse a copy made under a patch
+    if shared.live is not None:
+        shared.live.close()
     return rows
 
 
@@ -116,7 +130,7 @@ def score(rows: list[Row]) -> tuple[int, int]:
     """(regressions caught, regressions judged): a regression counts once, caught if any of its cases is red."""
     by_reg: dict[str, list[Row]] = {}
     for row in rows:
-        if row.verdict not in ("skipped", "control red"):
+        if row.verdict.startswith("caught") or row.verdict == "missed":
             by_reg.setdefault(row.regression, []).append(row)
     caught = sum(1 for rs in by_reg.values() if any(r.verdict.startswith("caught") for r in rs))
     return caught, len(by_reg)
@@ -132,6 +146,18 @@ def table(rows: list[Row]) -> str:
     lines.append(
         f"caught {caught} of {judged} regressions ({caught / judged:.0%})" if judged else "no regression was judged"
     )
+    same = [r for r in rows if r.shortcut]
+    if same:
+        unsound = [r.case for r in same if r.shortcut == "unsound"]
+        lines.append(
+            f"{len(same)} case(s) bit-identical to the reference environment in weights and teacher-forced outputs, "
+            f"transcribed anyway: {len(same) - len(unsound)} with identical transcripts"
+            + (
+                f", {len(unsound)} not ({', '.join(unsound)})"
+                if unsound
+                else " (skipping their transcription is sound)"
+            )
+        )
     return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ class LiveReference:
     def _died(self) -> str:
         code = self.proc.poll()
         tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-        if "No module named whisper_ptq_bench" in tail:
+        if "No module named 'whisper_ptq_bench'" in tail or "No module named whisper_ptq_bench" in tail:
             return (
                 f"--ptq-against {self.python}: whisper-ptq-bench is not installed there; install it into that "
                 f"environment (pip install -e {Path(__file__).resolve().parents[1]})"

@@ -263,6 +263,57 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
     return result
 
 
+def paired_trials(model_name: str, config_id: str, trials: int, pairs: int = 8, echo=print) -> dict[str, list[str]]:
+    """The side-by-side speed check's error rates on this machine: a worker environment (this Python) and this
+    process time the configuration's fixed workload in alternating rounds (``LiveReference.time``, as a
+    side-by-side case does), each timing judged by ``SpeedCheck.paired``. Trials rotate between nothing changed
+    (A/A), the candidate made 20% slower and 10% slower (a busy wait after each of its runs, proportional to it).
+    Returns per kind the verdict of each timing, with the measured ratios under ``<kind> ratios``."""
+    import sys
+
+    import torch
+
+    from whisper_ptq_bench import measure
+    from whisper_ptq_bench import scope as sc
+    from whisper_ptq_bench.baselines import DEFAULT_TOLERANCES
+    from whisper_ptq_bench.checks import SpeedCheck
+    from whisper_ptq_bench.live import LiveReference
+    from whisper_ptq_bench.models import load
+    from whisper_ptq_bench.runner import Options
+
+    options = Options(models=[model_name], corpora=[])
+    loaded = load(model_name)
+    config = QuantConfig.from_id(config_id)
+    requested = [] if config_id == "fp32" else sc.select(loaded.model)
+    model = measure.quantize(loaded.model, config, requested, "cpu").model
+    work = measure.workload(loaded, load_corpus(options.calibration_corpus), options.workload_steps)
+    live, threads = LiveReference(sys.executable, options), torch.get_num_threads()
+
+    def slowed(fraction: float):
+        def run() -> None:
+            start = time.perf_counter()
+            work.run(model, "cpu")
+            until = time.perf_counter() + (time.perf_counter() - start) * fraction
+            while time.perf_counter() < until:
+                pass
+
+        return run
+
+    kinds = {"A/A": slowed(0.0), "20% slower": slowed(0.2), "10% slower": slowed(0.1)}
+    out: dict[str, list] = {k: [] for k in kinds} | {f"{k} ratios": [] for k in kinds}
+    try:
+        for trial in range(trials):
+            for kind, run in kinds.items():
+                paired = live.time(model_name, config_id, run, work.describe(), pairs, threads)
+                outcome = SpeedCheck.paired(paired, DEFAULT_TOLERANCES)
+                out[kind].append(outcome.status)
+                out[f"{kind} ratios"].append(round(paired.ratio, 4))
+            echo(f"  trial {trial + 1}: " + "; ".join(f"{k} {out[f'{k} ratios'][-1]:.3f} {out[k][-1]}" for k in kinds))
+    finally:
+        live.close()
+    return out
+
+
 @dataclass
 class Regimes:
     """Rounds of fp32 and several configurations on the fixed workload, each with the machine's balance."""
@@ -328,6 +379,7 @@ def main(
     speed_config: str = "hqq.w-int4.g64.asym",
     regime_minutes: float = 0.0,
     regime_configs: tuple[str, ...] = REGIME_CONFIGS,
+    side_by_side: bool = False,
 ) -> int:
     import transformers
 
@@ -342,6 +394,16 @@ def main(
             f"{REGIME_TOLERANCE:.0%} of each other's balance share a state): {len(found)}"
         )
         print("\n".join(survey.summary()))
+        return 0
+    if speed_trials_n and side_by_side:
+        out = paired_trials(model, speed_config, speed_trials_n)
+        for kind in ("A/A", "20% slower", "10% slower"):
+            red, ratios = out[kind].count("regressed"), out[f"{kind} ratios"]
+            print(
+                f"{kind}: {red} of {len(ratios)} timings red ({red / len(ratios):.0%}); "
+                f"{out[kind].count('changed')} changed; ratios {min(ratios):.3f}-{max(ratios):.3f} "
+                f"(median {float(np.median(ratios)):.3f})"
+            )
         return 0
     if speed_trials_n:
         t = speed_trials(model, speed_config, speed_trials_n, rounds)

@@ -94,6 +94,7 @@ class Shared:
     models: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, fd.Workload] = field(default_factory=dict)
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
+    live: Any = None  # side by side: the reference environment's worker (live.LiveReference)
 
 
 class Harness:
@@ -122,11 +123,12 @@ class Harness:
         import torch
 
         self.threads = torch.get_num_threads()
-        self.live = None
-        if options.against:
+        self.live = self.shared.live
+        if options.against and self.live is None:
             from whisper_ptq_bench.live import LiveReference
 
-            self.live = LiveReference(options.against, options)
+            self.live = self.shared.live = LiveReference(options.against, options)
+        if self.live is not None:
             self.concurrent_threads()
             self.live.threads(torch.get_num_threads())
 

@@ -1,0 +1,325 @@
+"""Side by side: a case judged against the same case measured live in a reference environment (a worker process),
+the three verdicts, the kernel path, alternating speed rounds, and the upgrade command's environments."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from whisper_ptq_bench import baselines as bl
+from whisper_ptq_bench import gate, summary, upgrade
+from whisper_ptq_bench.checks import CHANGED, IDENTICAL, REGRESSED, Context, SpeedCheck
+from whisper_ptq_bench.configs import QuantConfig
+from whisper_ptq_bench.result import Drift, KernelPath, Outputs, Result, Weights
+from whisper_ptq_bench.speed import Paired, alternating
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = dict(bl.DEFAULT_TOLERANCES)
+
+
+# --------------------------------------------------------------------------- alternating rounds
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 5, 8])
+def test_rounds_alternate_reference_candidate_candidate_reference(pairs):
+    log: list[str] = []
+    count = {"R": 0, "C": 0}
+
+    def run(who):
+        def go():
+            count[who] += 1
+            log.append(who)
+            return float(count[who])  # the reference's "seconds": its run number
+
+        return go
+
+    paired = alternating(run("R"), run("C"), pairs)
+    expected = "".join("RC" if i % 2 == 0 else "CR" for i in range(pairs))
+    assert "".join(log) == expected  # ABBA: neither side always first
+    assert paired.reference == tuple(float(i + 1) for i in range(pairs)) and len(paired.candidate) == pairs
+
+
+def test_pytest_benchmark_times_the_candidate_and_the_reference_runs_in_its_setup():
+    log: list[str] = []
+
+    class Benchmark:
+        disabled = False
+
+        def pedantic(self, target, setup, rounds, iterations, warmup_rounds):
+            for _ in range(rounds):
+                setup()
+                log.append("timed")
+                target()
+
+    def ref():
+        log.append("R")
+        return 1.0
+
+    paired = alternating(ref, lambda: log.append("C"), 4, Benchmark())
+    assert [x for x in log if x != "timed"] == list("RCCRRCCR") and log.count("timed") == 4
+    assert len(paired.reference) == len(paired.candidate) == 4
+
+
+@given(st.lists(st.floats(0.05, 5.0), min_size=2, max_size=16), st.floats(0.2, 5.0))
+def test_the_paired_ratio_is_the_candidates_factor_whatever_the_machine_speed_of_each_pair(reference, k):
+    paired = Paired(tuple(reference), tuple(k * x for x in reference))
+    low, high = paired.interval()
+    assert np.isclose(paired.ratio, k) and low <= k * (1 + 1e-9) and k <= high * (1 + 1e-9)
+
+
+def paired(ratios, seconds=1.0) -> Paired:
+    return Paired(tuple([seconds] * len(ratios)), tuple(seconds * r for r in ratios))
+
+
+def test_the_paired_speed_check_is_red_beyond_half_its_tolerance_changed_beyond_noise_identical_else():
+    assert SpeedCheck.paired(paired([1.10, 1.11, 1.09, 1.10, 1.12, 1.10, 1.09, 1.11]), TOL).status == REGRESSED
+    assert SpeedCheck.paired(paired([1.03, 1.04, 1.03, 1.035, 1.04, 1.03, 1.03, 1.04]), TOL).status == CHANGED
+    assert SpeedCheck.paired(paired([0.90, 0.91, 0.89, 0.90, 0.9, 0.91, 0.9, 0.9]), TOL).change.endswith(
+        "faster than the reference environment"
+    )
+    assert SpeedCheck.paired(paired([1.0, 1.01, 0.99, 1.0, 1.005, 0.995, 1.0, 1.0]), TOL).status == IDENTICAL
+    assert SpeedCheck.paired(paired([0.8, 1.4, 0.9, 1.5, 0.85, 1.3, 0.9, 1.2]), TOL).status != REGRESSED  # no signal
+
+
+# --------------------------------------------------------------------------- identity, drift and the kernel path
+
+
+def test_a_digest_tells_bit_identical_tensors_apart_from_ones_that_differ_in_the_last_bit():
+    import torch
+
+    from whisper_ptq_bench.fidelity import digest
+
+    x = torch.randn(64, 64)
+    assert digest(x) == digest(x.clone())
+    y = x.clone()
+    y[3, 7] = torch.nextafter(y[3, 7], torch.tensor(float("inf")))
+    assert digest(x) != digest(y)
+
+
+def outputs(per, digests=None) -> Outputs:
+    return Outputs(0.05, 0.9, 1.3, {u: tuple(v) for u, v in per.items()}, digests)
+
+
+def result(out: Outputs, weights=None, kernels=None, drift=None) -> Result:
+    w = Weights({"m": (0.09, "int4")}, weights or {"m": "aa"})
+    return Result(
+        "tiny.en/read-clean/x",
+        QuantConfig.from_id("hqq.w-int4.g64.asym"),
+        weights=w,
+        outputs=out,
+        kernels=kernels,
+        drift=drift,
+    )
+
+
+def test_outputs_are_identical_by_their_digests_and_changed_when_one_utterance_moved_a_bit():
+    per = {"u1": [0.05, 0.9, 1.3], "u2": [0.04, 0.95, 1.2]}
+    ref = result(outputs(per, {"u1": "a", "u2": "b"}))
+    same = gate.judge(ref, result(outputs(per, {"u1": "a", "u2": "b"})), Context(TOL))
+    assert same.verdict == IDENTICAL and not same.changes()
+    drift = Drift({"u2": (1e-7, 1.0)}, 2)
+    moved = gate.judge(ref, result(outputs(per, {"u1": "a", "u2": "c"}), drift=drift), Context(TOL))
+    assert moved.verdict == CHANGED and not moved.failures  # the same values at six digits, other bits
+    assert any(
+        "1 utterance(s) moved" in c and "1 of 2 utterance(s) moved from the reference" in c for c in moved.changes()
+    )
+    assert (
+        gate.judge(ref, result(outputs(per, {"u1": "a", "u2": "b"}), weights={"m": "bb"}), Context(TOL)).verdict
+        == CHANGED
+    )
+
+
+def test_a_changed_kernel_path_names_the_operators_added_and_removed():
+    old = KernelPath({"aten::mm": 10, "quantized::linear_dynamic": 64, "aten::add": 5})
+    new = KernelPath({"aten::mm": 74, "aten::dequantize": 64, "aten::add": 5})
+    text = old.diff(new)
+    assert "operators added: aten::dequantize (x64)" in text and "operators removed: quantized::linear_dynamic" in text
+    assert "aten::mm 10 -> 74" in text and old.diff(KernelPath(dict(old.ops))) is None
+    per = {"u1": [0.05, 0.9, 1.3]}
+    verdict = gate.judge(result(outputs(per), kernels=old), result(outputs(per), kernels=new), Context(TOL))
+    assert verdict.verdict == CHANGED and any(
+        c.startswith("kernels: kernel path: operators added") for c in verdict.changes()
+    )
+
+
+def test_fail_on_change_makes_a_change_red_and_names_it():
+    per = {"u1": [0.05, 0.9, 1.3]}
+    old, new = KernelPath({"aten::mm": 1}), KernelPath({"aten::mm": 2})
+    verdict = gate.judge(
+        result(outputs(per), kernels=old), result(outputs(per), kernels=new), Context(TOL, fail_on_change=True)
+    )
+    assert verdict.verdict == REGRESSED and "aten::mm 1 -> 2" in verdict.failures[0] and verdict.failed() == ["changed"]
+
+
+def test_a_case_the_reference_failed_and_this_environment_runs_is_changed_not_red():
+    verdict = gate.reference_failed("hqq raised RuntimeError")
+    assert verdict.verdict == CHANGED and not verdict.failures and "hqq raised" in verdict.warnings[0]
+
+
+@given(st.dictionaries(st.text("abcdef", min_size=1, max_size=5), st.tuples(*[st.floats(0, 10)] * 3), min_size=1))
+def test_a_result_survives_its_trip_to_json_and_back(per):
+    r = result(Outputs(0.1, 0.9, 1.2, per, {u: "d" for u in per}))
+    back = Result.from_json(json.loads(json.dumps(r.to_json())))
+    assert back.outputs == r.outputs and back.weights == r.weights and back.case_id == r.case_id
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+def row(case, comparison, changes=()):
+    return {
+        "case": case,
+        "comparison": comparison,
+        "changes": list(changes),
+        "verdict": "ok",
+        "baseline": "ok",
+        "wer": 0.05,
+        "delta": None,
+        "size_mb": 90.0,
+        "compression": 0.3,
+        "weight_error": 0.1,
+        "kl": 0.01,
+        "kernel": None,
+        "versus": 1.01,
+        "speedup": 1.0,
+        "error": None,
+        "notes": [],
+        "library_warnings": [],
+    }
+
+
+def test_the_summary_opens_with_the_verdict_counts_and_lists_what_changed():
+    rows = [
+        row("a/b/fp32", "identical"),
+        row("a/b/x", "changed", ["output: 3 utterance(s) moved"]),
+        row("a/b/y", "regressed"),
+    ]
+    s = [
+        {
+            "rows": rows,
+            "lines": [],
+            "phases": {},
+            "diff": ["reference environment (py): transformers 5.24.0 -> 5.25.0"],
+            "reference": "the reference environment py",
+        }
+    ]
+    lines = summary.lines(s)
+    assert lines[0] == "1 identical, 1 changed, 1 regressed (against the reference environment py)"
+    assert lines[1] == "changed a/b/x: output: 3 utterance(s) moved" and lines[2].startswith("REGRESSED a/b/y")
+    md = summary.markdown(s)
+    assert "**1 identical, 1 changed, 1 regressed**" in md and "- `changed a/b/x`: output: 3 utterance(s) moved" in md
+    assert "transformers 5.24.0 -> 5.25.0" in md and "| `a/b/fp32` | identical |" in md
+
+
+# --------------------------------------------------------------------------- the upgrade command's environments
+
+
+def test_the_candidate_is_the_pins_with_the_named_upgrade_and_the_reference_the_pins(tmp_path):
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "pinned.txt").write_text(
+        "# pins\ntorch==2.13.0\ntransformers==5.24.0\nhqq==0.2.8.post1\n"
+    )
+    reference, candidate = upgrade.plan(tmp_path, ["transformers==5.25.0"], False, None, None)
+    assert "transformers==5.24.0" in reference.constraints and "transformers" not in candidate.constraints
+    assert "hqq==0.2.8.post1" in candidate.constraints and candidate.requirements == ["transformers==5.25.0"]
+    assert (
+        reference.key() != candidate.key()
+        and reference.key() == upgrade.plan(tmp_path, ["hqq==0.2.6"], False, None, None)[0].key()
+    )
+    _, latest = upgrade.plan(tmp_path, [], True, None, None)
+    assert (
+        latest.constraints.strip() == "torch==2.13.0"
+        and "transformers" in latest.upgrade
+        and "torch" not in latest.upgrade
+    )
+    with pytest.raises(upgrade.UpgradeError, match="name what to upgrade"):
+        upgrade.plan(tmp_path, [], False, None, None)
+    with pytest.raises(upgrade.UpgradeError, match="not a requirement"):
+        upgrade.plan(tmp_path, ["==1.0"], False, None, None)
+
+
+def test_a_dry_run_prints_both_builds_and_the_side_by_side_command(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    lines: list[str] = []
+    assert (
+        upgrade.main(["bitsandbytes==0.49.2"], False, None, None, None, ["--ptq-matrix", "smoke"], True, lines.append)
+        == 0
+    )
+    assert any("-e" in line and "[offline]" in line for line in lines) and any(
+        "bitsandbytes==0.49.2" in line for line in lines
+    )
+    assert "--ptq-against=" in lines[-1] and lines[-1].endswith("--ptq-matrix smoke") and "pytest" in lines[-1]
+
+
+def test_outside_a_checkout_the_upgrade_command_says_so(tmp_path):
+    with pytest.raises(upgrade.UpgradeError, match="not inside a whisper-ptq-bench checkout"):
+        upgrade.checkout_root(tmp_path)
+
+
+# --------------------------------------------------------------------------- end to end, through pytest
+
+
+@pytest.fixture
+def project(run_imports, pytester):
+    shutil.copy(ROOT / "benchmarks" / "test_quantization.py", pytester.path / "test_quantization.py")
+    return pytester
+
+
+def run(pytester, *extra):
+    return pytester.runpytest_inprocess(
+        "--benchmark-only",
+        "--ptq-corpus=read-clean",
+        "--ptq-matrix=fp32,hqq.w-int4.g64.asym",
+        "--ptq-max-utterances=2",
+        "--ptq-pairs=2",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::DeprecationWarning",
+        *extra,
+    )
+
+
+def test_bad_side_by_side_options_are_usage_errors(project, tmp_path):
+    missing = run(project, f"--ptq-against={tmp_path / 'no-python'}")
+    assert missing.ret == 4 and "no such file" in missing.stderr.str()
+    both = run(project, f"--ptq-against={sys.executable}", "--ptq-update-baselines")
+    assert both.ret == 4 and "records no baselines" in both.stderr.str()
+    bare = shutil.which("python3", path="/usr/bin:/bin")
+    if bare:  # a Python without this package
+        lacking = run(project, f"--ptq-against={bare}")
+        assert lacking.ret == 4 and "not installed there" in lacking.stderr.str()
+
+
+@pytest.mark.slow
+def test_a_a_side_by_side_is_identical_and_a_patched_candidate_is_red(project, monkeypatch, tmp_path):
+    """The same environment twice: every case identical (transcription reused); the candidate patched in this process
+    (the reference worker is not): red on weights, with the module named."""
+    from whisper_ptq_bench.regressions import by_name
+
+    step = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    same = run(project, f"--ptq-against={sys.executable}", "--benchmark-json=aa.json")
+    out = same.stdout.str()
+    assert same.ret == 0, out
+    assert "2 identical, 0 changed, 0 regressed (against the reference environment" in out
+    info = {
+        b["extra_info"]["case"]: b["extra_info"]
+        for b in json.loads((project.path / "aa.json").read_text())["benchmarks"]
+    }
+    hqq = info["tiny.en/read-clean/hqq.w-int4.g64.asym"]
+    assert hqq["comparison"]["verdict"] == "identical" and hqq["reference"]["transcription"] == "reused"
+    assert hqq["drift"]["moved"] == 0 and hqq["versus"]["pairs"] >= 2 and hqq["kernels"]["aten::conv1d"] == 2
+    assert "**2 identical, 0 changed, 0 regressed**" in step.read_text()
+    with by_name("hqq-optimizer-off").patch():
+        patched = run(project, f"--ptq-against={sys.executable}", "--ptq-matrix=hqq.w-int4.g64.asym")
+    text = patched.stdout.str()
+    assert patched.ret == 1 and "1 identical, 0 changed, 1 regressed" in text  # fp32 runs with every matrix
+    assert "weights: the weight error of 64 module(s) moved" in text and "moved from the reference environment" in text
