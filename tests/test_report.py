@@ -405,7 +405,7 @@ def test_markdown_results_table_rows_and_columns(markdown):
     assert hqq[6:] == ["7.50%", "+2.50", "[+0.00, +5.00]", "61.90", "59.0%", "—", "—", "0.139", "—", "0.80×", "pass"]
     assert rows["`torch-ao.dyn-int8.a-int8.tensor.sym`"][2] == "dynamic (int8 act.)"
     assert rows["`bnb.w-nf4.g64.sym`"][7] == "**+5.00**"  # the interval excludes 0: flagged
-    assert rows["`bnb.w-nf4.g64.sym`"][-1] == "**✗ fail**"
+    assert rows["`bnb.w-nf4.g64.sym`"][-1] == "**✗ regressed**"
     assert rows["`quanto.w-int4.g128.asym`"][6] == "—" and rows["`quanto.w-int4.g128.asym`"][-1] == "**✗ error**"
     assert "fp32 WER 5.00%" in clean and "40 words" in clean
 
@@ -759,3 +759,41 @@ def test_module_entry_point(tmp_path):
     assert proc.returncode == 2
     assert "missing.json: no such file" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "report").exists()
+
+
+def test_side_by_side_verdicts_are_counted_and_what_changed_is_listed(tmp_path):
+    """The report carries the three verdicts the summary opens with, and the changes of the changed cases."""
+
+    def case(config, verdict, changes=(), failures=()):
+        return _entry(
+            f"tiny.en/read-clean/{config}",
+            {
+                "case": f"tiny.en/read-clean/{config}",
+                "wer": 0.05,
+                "verdict": "fail" if failures else "pass",
+                "failures": list(failures),
+                "comparison": {"verdict": verdict, "changes": list(changes), "failed": ["output"] if failures else []},
+                "reference": {"environment": "env-1", "error": None, "library_warnings": [], "transcription": "reused"},
+            },
+        )
+
+    path = _write_results(
+        tmp_path / "sbs.json",
+        [
+            case("fp32", "identical"),
+            case("hqq.w-int4.g64.asym", "identical"),
+            case("torch-ao.dyn-int8.a-int8.tensor.sym", "changed", ["output: KL 0.0200 -> 0.0210 (+5.0%)"]),
+            case("bnb.w-nf4.g64.sym", "regressed", failures=["output: KL rose"]),
+        ],
+    )
+    report.write_report(report.load([path]), tmp_path / "out", title="Side by side")
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    section = _section(text, "## Changes against the reference environment")
+    assert "2 identical, 1 changed, 1 regressed" in section
+    changed = _section(text, "### What changed (within tolerance)")
+    assert "torch-ao.dyn-int8.a-int8.tensor.sym" in changed and "0.0210 (+5.0%)" in changed
+    assert "hqq.w-int4.g64.asym" not in changed
+    rows = {r[0]: r for r in map(_cells, [line for line in text.splitlines() if line.startswith("| `")])}
+    assert rows["`hqq.w-int4.g64.asym`"][-1] == "identical"
+    assert rows["`torch-ao.dyn-int8.a-int8.tensor.sym`"][-1] == "changed"
+    assert rows["`bnb.w-nf4.g64.sym`"][-1] == "**✗ regressed**"

@@ -101,9 +101,9 @@ def _bits(axes: dict) -> str:
 def _verdict_cell(case: Case) -> Cell:
     verdict = case.verdict
     if verdict == "pass":
-        text = "pass" + (" (warnings)" if case.warnings else "")
+        text = (case.comparison or "pass") + (" (warnings)" if case.warnings else "")
         return Cell(text)
-    return Cell("✗ fail" if verdict == "fail" else "✗ error", warn=True)
+    return Cell("✗ regressed" if verdict == "fail" else "✗ error", warn=True)
 
 
 def results_table(cases: Sequence[Case], sort: str = "config") -> Table:
@@ -317,7 +317,10 @@ def environment_blocks(results: Results) -> list[Block]:
 
 
 def changes_blocks(results: Results) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Changes against the baselines")]
+    live = any(isinstance(c.info.get("reference"), dict) for c in results.cases)
+    blocks: list[Block] = [
+        Heading(2, "Changes against the reference environment" if live else "Changes against the baselines")
+    ]
     measured = [c for c in results.cases if c.measured]
     statuses = Counter(str(c.info.get("baseline") or "unknown") for c in measured)
     if statuses:
@@ -328,6 +331,19 @@ def changes_blocks(results: Results) -> list[Block]:
                 + "."
             )
         )
+    verdicts = Counter(c.comparison for c in measured if c.comparison)
+    if verdicts:
+        blocks.append(
+            Para(
+                f"{verdicts['identical']} identical, {verdicts['changed']} changed, {verdicts['regressed']} regressed "
+                "(identical: bit-equal weights and outputs; changed: moved within tolerance, improvements included; "
+                "regressed: a check failed)."
+            )
+        )
+    changed = [c for c in measured if c.comparison == "changed" and c.changes]
+    if changed:
+        blocks.append(Heading(3, "What changed (within tolerance)"))
+        blocks.append(Bullets([(c.case_id, c.changes) for c in changed], code=True))
     failing = [c for c in measured if c.verdict == "fail"]
     blocks.append(Heading(3, "Failed checks"))
     if failing:

@@ -76,6 +76,20 @@ class Case:
         return strings(self.info.get("failures"))
 
     @property
+    def comparison(self) -> str | None:
+        """``identical``, ``changed`` or ``regressed`` against the reference (baselines or a live environment);
+        None when the case was not compared (results of an older release, or nothing to compare with)."""
+        comparison = self.info.get("comparison")
+        verdict = comparison.get("verdict") if isinstance(comparison, dict) else None
+        return verdict if verdict in ("identical", "changed", "regressed") else None
+
+    @property
+    def changes(self) -> list[str]:
+        """``check: what moved`` for each check that saw a change."""
+        comparison = self.info.get("comparison")
+        return strings(comparison.get("changes")) if isinstance(comparison, dict) else []
+
+    @property
     def warnings(self) -> list[str]:
         return strings(self.info.get("warnings"))
 
