@@ -245,6 +245,20 @@ def test_the_candidate_is_the_pins_with_the_named_upgrade_and_the_reference_the_
         upgrade.plan(tmp_path, ["==1.0"], False, None, None)
 
 
+def test_the_pins_are_one_venv_whether_reference_or_candidate(tmp_path):
+    """A downgrade pair's candidate (the pins) is the same venv as an upgrade pair's reference: built once."""
+    pins = tmp_path / "requirements" / "pinned.txt"
+    pins.parent.mkdir()
+    pins.write_text("torch==2.13.0\nbitsandbytes==0.50.2\n")
+    old = tmp_path / "old.txt"
+    old.write_text("torch==2.13.0\nbitsandbytes==0.49.2\n")
+    upgrade_ref, _ = upgrade.plan(tmp_path, ["transformers==5.25.0"], False, None, None)
+    downgrade_ref, downgrade_cand = upgrade.plan(tmp_path, [], False, old, pins)
+    assert downgrade_cand.python(tmp_path) == upgrade_ref.python(tmp_path)
+    assert downgrade_ref.python(tmp_path) != downgrade_cand.python(tmp_path)
+    assert "bitsandbytes==0.49.2" in downgrade_ref.constraints
+
+
 def test_a_dry_run_prints_both_builds_and_the_side_by_side_command(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     lines: list[str] = []
@@ -323,3 +337,30 @@ def test_a_a_side_by_side_is_identical_and_a_patched_candidate_is_red(project, m
     text = patched.stdout.str()
     assert patched.ret == 1 and "1 identical, 0 changed, 1 regressed" in text  # fp32 runs with every matrix
     assert "weights: the weight error of 64 module(s) moved" in text and "moved from the reference environment" in text
+
+
+@pytest.mark.slow
+def test_the_worker_finishes_a_case_on_the_threads_it_is_told_and_stays_in_step_after_a_drain():
+    """The protocol: outputs first, then the worker waits for ``go`` (the threads to transcribe on); a session that
+    failed the case after the outputs drains it, and the next request is answered in step."""
+    from whisper_ptq_bench.configs import REFERENCE
+    from whisper_ptq_bench.live import LiveReference
+    from whisper_ptq_bench.runner import Options
+
+    live = LiveReference(sys.executable, Options(models=["tiny.en"], corpora=["read-clean"], max_utterances=2))
+    try:
+        live.start("tiny.en", "read-clean", REFERENCE.id)
+        there = live.outputs()
+        assert live.waiting and set(there) >= {"weights", "outputs"} and len(there["outputs"]) == 2
+        live.drain()  # as after a failure here: go, then the result is read and dropped
+        assert not live.waiting and live.pending == 0
+        live.start("tiny.en", "read-clean", REFERENCE.id)
+        again = live.outputs()
+        assert again["outputs"] == there["outputs"]  # deterministic, and in step
+        live.go(2)
+        result, _ = live.result()
+        assert result.case_id == "tiny.en/read-clean/fp32" and result.transcripts is not None
+        assert live.call("threads", n=1) == {"ok": True}
+    finally:
+        live.close()
+    assert live.proc.wait(timeout=30) == 0

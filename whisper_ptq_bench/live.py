@@ -35,6 +35,7 @@ class LiveReference:
     def __init__(self, python: str, options):
         self.python = python
         self.pending = 0  # replies the case in flight still owes
+        self.waiting = False  # the worker sent its outputs and waits to be told the threads to finish on
         self.dir = Path(tempfile.mkdtemp(prefix="ptq-reference-"))
         self.log = self.dir / "worker.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -109,8 +110,14 @@ class LiveReference:
             raise
         if reply.get("event") != "outputs":
             raise WorkerError(f"expected the reference's outputs, got {sorted(reply)}")
-        self.pending = 1
+        self.pending, self.waiting = 1, True
         return reply
+
+    def go(self, threads: int) -> None:
+        """Let the reference finish the case (transcription) on ``threads`` threads: all the cores when this
+        process has nothing to do meanwhile (it skips transcribing a bit-identical case)."""
+        self.waiting = False
+        self.send("go", threads=threads)
 
     def result(self) -> tuple[Result, list[str]]:
         """The reference's result of the case started, and the warnings its libraries emitted."""
@@ -125,6 +132,8 @@ class LiveReference:
         try:
             if self.pending == 2:
                 self.outputs()
+            if self.waiting:
+                self.go(1)
             if self.pending == 1:
                 self.result()
         except QuantizationFailed:

@@ -6,7 +6,7 @@ job side by side in them (the candidate's session against the reference's worker
     whisper-ptq-bench upgrade --reference-pins base.txt --candidate-pins requirements/pinned.txt   # a pull request
 
 Each environment is a venv under ``--envs`` (default ``.ptq-envs/``), named by the hash of what was asked of pip,
-and reused while that is the same; the checkout's package is installed into each (editable). Everything after
+and reused while that is the same (by either role: the pins are one pair's reference and another's candidate); the checkout's package is installed into each (editable). Everything after
 ``--`` goes to pytest (e.g. ``-- --ptq-matrix smoke``).
 """
 
@@ -68,8 +68,12 @@ class Env:
         blob = "\n".join([self.constraints, *self.requirements, "--upgrade", *self.upgrade, sys.version])
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    def directory(self, root: Path) -> Path:
+        """Named by the request alone, so the pins built as one pair's candidate are another's reference."""
+        return root / f"env-{self.key()}"
+
     def python(self, root: Path) -> Path:
-        return root / f"{self.role}-{self.key()}" / "bin" / "python"
+        return self.directory(root) / "bin" / "python"
 
 
 def plan(
@@ -122,7 +126,7 @@ def install_commands(env: Env, checkout: Path, directory: Path) -> list[list[str
 
 def build(env: Env, checkout: Path, root: Path, echo=print) -> Path:
     """The environment's interpreter, built (or reused when it was built from the same request)."""
-    directory = root / f"{env.role}-{env.key()}"
+    directory = env.directory(root)
     python = directory / "bin" / "python"
     done = directory / ".built"
     if done.exists() and python.exists():
@@ -176,7 +180,7 @@ def main(
     ]
     if dry_run:
         for env in (reference, candidate):
-            for line in install_commands(env, checkout, root / f"{env.role}-{env.key()}"):
+            for line in install_commands(env, checkout, env.directory(root)):
                 echo(shlex.join(line))
         echo(shlex.join(command))
         return 0

@@ -3,7 +3,9 @@ stdin, JSON lines out on stdout; everything libraries print goes to stderr.
 
     hello                       -> environment, machine profile
     open options                -> a harness for the run's options (it judges nothing itself)
-    measure model corpus config -> {"event": "outputs", digests...}, then {"result": ...}
+    measure model corpus config -> {"event": "outputs", digests...}; then it reads {"op": "go", "threads": n}
+                                   (the threads to finish the case on: all of them when the session skips
+                                   transcribing it) and answers {"result": ...}
     export path                 -> the last case's teacher-forced log-probabilities in an .npz file
     prepare model config        -> the configuration's fixed workload, warmed up
     run                         -> one run of it: {"seconds": ...}
@@ -28,8 +30,8 @@ def _reply(out, **message) -> None:
 
 
 class Worker:
-    def __init__(self, out):
-        self.out = out
+    def __init__(self, out, inp=None):
+        self.out, self.inp = out, inp if inp is not None else sys.stdin
         self.harness = None
         self.kept = None  # the last case's log-probabilities per utterance
         self.prepared = None  # (model on device, workload)
@@ -62,8 +64,15 @@ class Worker:
             self.kept = log_probs
             weights = result.weights.digests if result.weights else None
             _reply(self.out, ok=True, event="outputs", weights=weights, outputs=result.outputs.digests)
+            go = json.loads(self.inp.readline() or "{}")
+            if go.get("op") != "go":
+                raise RuntimeError(f"expected go after the outputs, got {go!r}")
+            self.threads(int(go["threads"]))
 
-        record = self.harness.run_case(model, corpus, QuantConfig.from_id(config), announce=announce)
+        try:
+            record = self.harness.run_case(model, corpus, QuantConfig.from_id(config), announce=announce)
+        finally:
+            self.harness.concurrent_threads()
         return {"result": record.result.to_json(), "library_warnings": record.library_warnings}
 
     def export(self, path: str) -> dict:
@@ -101,7 +110,7 @@ def main() -> int:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    worker = Worker(out)
+    worker = Worker(out, sys.stdin)
     for line in sys.stdin:
         request = json.loads(line)
         op = request.pop("op")
