@@ -66,5 +66,5 @@ def test_each_failure_is_credited_to_the_check_that_found_it_whatever_its_wordin
         def run_case(self, model, corpus, config):
             return CaseRecord(Result("m/c/fp32", config), gate.Verdict(outcomes), "failed")
 
-    checks, failures, error, _ = drill._run(Harness(), "m", "c", QuantConfig.from_id("fp32"))
-    assert checks == ["weights", "output", "size"] and len(failures) == 4 and error is None
+    checks, failures, error, _, shortcut = drill._run(Harness(), "m", "c", QuantConfig.from_id("fp32"))
+    assert checks == ["weights", "output", "size"] and len(failures) == 4 and error is None and shortcut == ""

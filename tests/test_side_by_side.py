@@ -88,6 +88,25 @@ def test_the_paired_speed_check_is_red_beyond_half_its_tolerance_changed_beyond_
     assert SpeedCheck.paired(paired([0.8, 1.4, 0.9, 1.5, 0.85, 1.3, 0.9, 1.2]), TOL).status != REGRESSED  # no signal
 
 
+def test_a_few_pairs_on_one_side_are_no_evidence_of_a_speed_change():
+    """Two pairs both 11% faster: their bootstrap interval excludes 1 (as it does half the time with nothing
+    changed), but the signed-rank test cannot reject no change with fewer than six pairs."""
+    two = paired([0.89, 0.885])
+    low, high = two.interval()
+    assert high < 1 and two.p_value() > 0.2
+    assert SpeedCheck.paired(two, TOL).status == IDENTICAL
+    assert SpeedCheck.paired(paired([1.3, 1.31]), TOL).status == IDENTICAL
+    assert SpeedCheck.paired(paired([1.3] * 8), TOL).status == REGRESSED
+
+
+@given(st.lists(st.floats(0.5, 2.0), min_size=2, max_size=30), st.floats(0.5, 2.0))
+def test_the_signed_rank_p_value_does_not_depend_on_the_units_and_flips_with_the_sides(ratios, seconds):
+    p = paired(ratios).p_value()
+    assert 0.0 <= p <= 1.0
+    assert np.isclose(paired(ratios, seconds).p_value(), p)
+    assert np.isclose(paired([1 / r for r in ratios]).p_value(), p)
+
+
 # --------------------------------------------------------------------------- identity, drift and the kernel path
 
 

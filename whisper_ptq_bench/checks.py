@@ -468,20 +468,26 @@ class SpeedCheck(Check):
     @staticmethod
     def paired(versus: sp.Paired, tol: dict) -> Outcome:
         """Against a live reference: the candidate / reference ratio of the fixed workload timed in alternating
-        rounds. Red when the slowdown is beyond half of ``speed_pair`` and its 95% interval excludes no change;
-        changed when the interval excludes no change and the ratio is beyond ``speed_noise`` either way."""
-        ratio, (low, high) = versus.ratio, versus.interval()
-        detail = f"speed {ratio:.3f}x the reference environment's ({len(versus.ratios)} alternating pairs, 95% CI [{low:.3f}, {high:.3f}])"
-        if ratio > 1 + tol["speed_pair"] / 2 and low > 1:
+        rounds. A difference is claimed only when its 95% interval excludes no change and the pairs' signed-rank
+        test rejects no change at ``speed_p`` (``Paired.p_value``; 0.01 over a matrix of 56 cases); then red when
+        the slowdown is beyond half of ``speed_pair``, changed when the ratio is beyond ``speed_noise`` either way."""
+        ratio, (low, high), p = versus.ratio, versus.interval(), versus.p_value()
+        detail = (
+            f"speed {ratio:.3f}x the reference environment's ({len(versus.ratios)} alternating pairs, 95% CI "
+            f"[{low:.3f}, {high:.3f}], signed-rank p={p:.3g})"
+        )
+        if not (low > 1 or high < 1) or p >= tol["speed_p"]:
+            return Outcome("speed", IDENTICAL, detail=detail)
+        if ratio > 1 + tol["speed_pair"] / 2:
             return Outcome(
                 "speed",
                 REGRESSED,
                 failure=f"speed: {ratio:.2f}x slower than in the reference environment on the fixed workload "
-                f"(95% CI [{low:.2f}, {high:.2f}], {len(versus.ratios)} pairs timed in alternating rounds; median "
-                f"{np.median(versus.reference):.4f} s -> {np.median(versus.candidate):.4f} s)",
+                f"(95% CI [{low:.2f}, {high:.2f}], signed-rank p={p:.2g}, {len(versus.ratios)} pairs timed in "
+                f"alternating rounds; median {np.median(versus.reference):.4f} s -> {np.median(versus.candidate):.4f} s)",
                 detail=detail,
             )
-        if (low > 1 or high < 1) and abs(ratio - 1) > tol["speed_noise"]:
+        if abs(ratio - 1) > tol["speed_noise"]:
             change = f"{abs(ratio - 1):.1%} {'slower' if ratio > 1 else 'faster'} than the reference environment"
             return Outcome("speed", CHANGED, change=change, detail=detail)
         return Outcome("speed", IDENTICAL, detail=detail)

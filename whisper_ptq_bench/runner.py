@@ -561,13 +561,8 @@ class Harness:
             if record.reference is None:
                 record.verdict = gate.reference_failed(record.reference_error)
             else:
-                context = Context(
-                    dict(bl.DEFAULT_TOLERANCES),
-                    self.options.strict_transcripts,
-                    True,
-                    self.options.fail_on_change,
-                    "the reference environment measured none of it",
-                )
+                o, absent = self.options, "the reference environment measured none of it"
+                context = Context(dict(bl.DEFAULT_TOLERANCES), o.strict_transcripts, True, o.fail_on_change, absent)
                 record.verdict = gate.judge(record.reference, r, context)
             record.status = record.verdict.status
             return

@@ -448,6 +448,17 @@ class Paired:
         low, high = np.percentile(med, [2.5, 97.5])
         return float(low), float(high)
 
+    def p_value(self) -> float:
+        """Two-sided exact Wilcoxon signed-rank p-value of "no change" over the pairs' log ratios (scipy): the
+        bootstrap interval of a few pairs excludes 1 whenever they all fall on one side (two pairs: half the time
+        with nothing changed); the signed-rank test needs six or more pairs to reach 5%."""
+        from scipy.stats import wilcoxon
+
+        logs = np.log(self.ratios)
+        if len(logs) < 2 or not np.any(logs):
+            return 1.0
+        return float(wilcoxon(logs, alternative="two-sided", method="exact" if np.all(logs) else "auto").pvalue)
+
     def pooled(self, more: Paired) -> Paired:
         return Paired(self.reference + more.reference, self.candidate + more.candidate, self.workload)
 
@@ -457,6 +468,7 @@ class Paired:
             "ratio": self.ratio,
             "ci95": [low, high],
             "pairs": len(self.ratios),
+            "p_value": round(self.p_value(), 5),
             "reference_s": [round(x, 5) for x in self.reference],
             "candidate_s": [round(x, 5) for x in self.candidate],
             "workload": self.workload,
