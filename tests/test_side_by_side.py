@@ -383,3 +383,40 @@ def test_the_worker_finishes_a_case_on_the_threads_it_is_told_and_stays_in_step_
     finally:
         live.close()
     assert live.proc.wait(timeout=30) == 0
+
+
+def test_a_worker_whose_session_is_killed_ends_instead_of_measuring_on(tmp_path):
+    """The session is killed (SIGKILL: nothing closes the worker) while the worker's stdin stays open: the worker
+    notices it lost its parent and exits, so it does not take the cores from the next run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    session = subprocess.Popen(
+        ["bash", "-c", f'sleep 300 | "{sys.executable}" -m whisper_ptq_bench.worker & echo $! > "{pid_file}"; wait'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    worker = int(pid_file.read_text())
+    os.kill(session.pid, signal.SIGKILL)
+    session.wait()
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{worker}/stat") as stat:
+                return stat.read().split(") ")[1][0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    while alive() and time.monotonic() < deadline + 30:
+        time.sleep(0.2)
+    gone = not alive()
+    if not gone:
+        os.kill(worker, signal.SIGKILL)
+    subprocess.run(["pkill", "-f", "sleep 300"], check=False)
+    assert gone, "the worker outlived its session"

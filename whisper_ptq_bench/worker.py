@@ -103,7 +103,22 @@ class Worker:
         return {}
 
 
+def _exit_with(parent: int, every: float = 1.0) -> None:
+    """End this process when the session that started it is gone (killed, crashed): a worker left measuring on
+    its own would take the cores from whatever runs next."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _exit_with(os.getppid())
     out = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol's own stdout
     os.dup2(2, 1)  # whatever libraries print goes to stderr
     sys.stdout = sys.stderr
