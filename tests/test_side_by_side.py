@@ -18,7 +18,7 @@ from whisper_ptq_bench import gate, summary, upgrade
 from whisper_ptq_bench.checks import CHANGED, IDENTICAL, REGRESSED, Context, SpeedCheck
 from whisper_ptq_bench.configs import QuantConfig
 from whisper_ptq_bench.result import Drift, KernelPath, Outputs, Result, Weights
-from whisper_ptq_bench.speed import Paired, alternating
+from whisper_ptq_bench.speed import Paired, alternating, hodges_lehmann
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = dict(bl.DEFAULT_TOLERANCES)
@@ -86,6 +86,9 @@ def test_the_paired_speed_check_is_red_beyond_half_its_tolerance_changed_beyond_
     )
     assert SpeedCheck.paired(paired([1.0, 1.01, 0.99, 1.0, 1.005, 0.995, 1.0, 1.0]), TOL).status == IDENTICAL
     assert SpeedCheck.paired(paired([0.8, 1.4, 0.9, 1.5, 0.85, 1.3, 0.9, 1.2]), TOL).status != REGRESSED  # no signal
+    # a steady 6% is what two processes of one environment can differ by for a whole case: changed, not red
+    six = SpeedCheck.paired(paired([1.06, 1.05, 1.07, 1.06, 1.065, 1.055, 1.06, 1.06]), TOL)
+    assert six.status == CHANGED and six.change.startswith("6.0% slower")
 
 
 def test_a_few_pairs_on_one_side_are_no_evidence_of_a_speed_change():
@@ -105,6 +108,62 @@ def test_the_signed_rank_p_value_does_not_depend_on_the_units_and_flips_with_the
     assert 0.0 <= p <= 1.0
     assert np.isclose(paired(ratios, seconds).p_value(), p)
     assert np.isclose(paired([1 / r for r in ratios]).p_value(), p)
+
+
+@given(st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=25), st.floats(-2.0, 2.0))
+def test_the_hodges_lehmann_estimate_moves_with_the_data_flips_with_it_and_stays_within_it(x, shift):
+    x = np.asarray(x)
+    est = hodges_lehmann(x)
+    assert x.min() - 1e-12 <= est <= x.max() + 1e-12
+    assert np.isclose(hodges_lehmann(x + shift), est + shift)
+    assert np.isclose(hodges_lehmann(-x), -est)
+
+
+def test_one_wild_pair_does_not_move_the_ratio_beyond_the_others():
+    steady = [1.02, 1.03, 1.01, 1.02, 1.03, 1.02, 1.01, 1.02]
+    assert 1.01 <= paired(steady + [3.0]).ratio <= 1.03
+    assert paired(steady + [3.0]).ratio < np.mean(steady + [3.0])
+
+
+class _Worker:
+    """``LiveReference.time`` without a process: the reference takes ``seconds`` per run."""
+
+    def __init__(self, seconds):
+        self.seconds, self.runs = seconds, 0
+
+    def __call__(self):
+        self.runs += 1
+        return self.seconds
+
+
+def _live(seconds):
+    from whisper_ptq_bench.live import LiveReference
+
+    live = LiveReference.__new__(LiveReference)
+    live.threads = live.prepare = lambda *a: None
+    live.run = _Worker(seconds)
+    return live
+
+
+def test_a_configurations_second_corpus_adds_half_the_pairs_to_its_first_and_a_slow_one_is_confirmed():
+    import time
+
+    def busy(seconds):
+        def run():
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:
+                pass
+
+        return run
+
+    first = _live(0.004).time("m", "fp32", busy(0.004), "w", 8, 1)
+    assert len(first.ratios) in (8, 24)  # 24 only when this machine's noise made the first 8 look slower
+    second = _live(0.004).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.004,) * 8, (0.004,) * 8))
+    assert len(second.ratios) in (12, 24) and second.reference[:8] == (0.004,) * 8
+    slow = _live(0.002).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.002,) * 8, (0.004,) * 8))
+    assert len(slow.ratios) == 24 and slow.ratio > 1.5  # suspect: confirmed up to three times the pairs
+    done = _live(0.002).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.002,) * 24, (0.004,) * 24))
+    assert len(done.ratios) == 28  # confirmed already: only its own four
 
 
 # --------------------------------------------------------------------------- identity, drift and the kernel path

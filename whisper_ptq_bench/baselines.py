@@ -25,7 +25,7 @@ DEFAULT_TOLERANCES = {
     "kl_across": 0.3,  # the same against another machine profile (activation-quantized outputs recorded elsewhere only)
     "nll": 0.002,  # absolute rise (nats per token) of the reference negative log-likelihood tolerated
     "speed": 0.2,  # slowdown on the fixed workload the speed check exists to catch (fails beyond three quarters of it)
-    "speed_pair": 0.1,  # the same against a live reference environment, timed in alternating rounds (fails beyond half)
+    "speed_pair": 0.1,  # the same against a live reference environment, timed in alternating rounds (fails beyond 3/4)
     "speed_noise": 0.02,  # a paired speed ratio within this of 1 is no change
     "speed_p": 0.01,  # a paired speed difference is claimed only below this signed-rank p-value
     "compression": 0.0005,  # absolute drop of the compression fraction tolerated (serialization jitter)

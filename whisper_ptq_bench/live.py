@@ -160,16 +160,22 @@ class LiveReference:
     def threads(self, n: int) -> None:
         self.call("threads", n=n)
 
-    def time(self, model: str, config: str, run, workload: str, pairs: int, threads: int, benchmark=None) -> Paired:
-        """``config``'s fixed workload timed in ``pairs`` alternating pairs there and here (``run``), the reference on
-        ``threads`` threads; when the candidate looks slower (beyond a quarter of ``speed_pair``), twice as many
-        more pairs, pooled."""
+    def time(
+        self, model: str, config: str, run, workload: str, pairs: int, threads: int, benchmark=None, earlier=None
+    ) -> Paired:
+        """``config``'s fixed workload timed in alternating pairs there and here (``run``), the reference on ``threads``
+        threads: ``pairs`` pairs, or half as many pooled with the configuration's ``earlier`` ones (timed for another
+        corpus: the workload is the same); when the pooled pairs look slower (beyond a quarter of ``speed_pair``),
+        more until there are three times ``pairs``."""
         self.threads(threads)
         self.prepare(model, config)
         run()  # warm-up
-        paired = alternating(self.run, run, pairs, benchmark, workload)
-        if paired.ratio > 1 + DEFAULT_TOLERANCES["speed_pair"] / 4:
-            paired = paired.pooled(alternating(self.run, run, 2 * pairs, None, workload))
+        paired = alternating(self.run, run, pairs if earlier is None else max(2, pairs // 2), benchmark, workload)
+        if earlier is not None:
+            paired = earlier.pooled(paired)
+        short = 3 * pairs - len(paired.ratios)
+        if paired.ratio > 1 + DEFAULT_TOLERANCES["speed_pair"] / 4 and short > 0:
+            paired = paired.pooled(alternating(self.run, run, short, None, workload))
         return paired
 
     def close(self) -> None:

@@ -120,6 +120,7 @@ class Harness:
         self.profile = machine.profile_key(self.machine)
         self._reference: bl.BaselineReference | None = None
         self.kernels: dict[tuple, KernelPath] = {}
+        self.paired: dict[tuple, sp.Paired] = {}  # side by side, per (model, configuration): its pairs so far
         import torch
 
         self.threads = torch.get_num_threads()
@@ -501,14 +502,14 @@ class Harness:
 
     def time_against(self, r: Result, benchmark=None) -> sp.Paired:
         """The configuration's fixed workload timed in alternating rounds here and in the reference environment
-        (``LiveReference.time``), both on every core, one at a time."""
+        (``LiveReference.time``), both on every core, one at a time, pooled with its pairs for other corpora."""
         import torch
 
-        q, work = self.quantized(r.model, r.config), self.workload(r.model)
+        q, work, key = self.quantized(r.model, r.config), self.workload(r.model), (r.model, r.config)
         with self.phase("timing"):
             torch.set_num_threads(self.threads)
             try:
-                return self.live.time(
+                self.paired[key] = self.live.time(
                     r.model,
                     r.config.id,
                     lambda: work.run(q.model, self.options.device),
@@ -516,7 +517,9 @@ class Harness:
                     self.options.pairs,
                     self.threads,
                     benchmark,
+                    self.paired.get(key),
                 )
+                return self.paired[key]
             finally:
                 self.concurrent_threads()
                 self.live.threads(torch.get_num_threads())

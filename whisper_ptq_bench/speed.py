@@ -439,13 +439,15 @@ class Paired:
 
     @property
     def ratio(self) -> float:
-        """Median candidate / reference time (above 1: the candidate is slower)."""
-        return float(np.median(self.ratios))
+        """Candidate / reference time (above 1: the candidate is slower): the Hodges-Lehmann estimate over the pairs'
+        log ratios, the location that goes with the signed-rank test (robust like the median, about as efficient as
+        the mean: with pairs scattering 10%, the median needs half as many again for the same precision)."""
+        return float(np.exp(hodges_lehmann(np.log(self.ratios))))
 
     def interval(self, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-        """95% bootstrap percentile interval of the median ratio (pairs resampled with replacement)."""
-        med = resampled(lambda r: np.median(r, axis=1), self.ratios, resamples=resamples, seed=seed)
-        low, high = np.percentile(med, [2.5, 97.5])
+        """95% bootstrap percentile interval of ``ratio`` (pairs resampled with replacement)."""
+        est = resampled(hodges_lehmann, np.log(self.ratios), resamples=resamples, seed=seed)
+        low, high = np.exp(np.percentile(est, [2.5, 97.5]))
         return float(low), float(high)
 
     def p_value(self) -> float:
@@ -473,6 +475,13 @@ class Paired:
             "candidate_s": [round(x, 5) for x in self.candidate],
             "workload": self.workload,
         }
+
+
+def hodges_lehmann(x: np.ndarray) -> np.ndarray:
+    """Median of the Walsh averages (x_i + x_j) / 2, i <= j, along the last axis (no library ships it: scipy has
+    the signed-rank test, not its estimator)."""
+    i, j = np.triu_indices(np.shape(x)[-1])
+    return np.median((x[..., i] + x[..., j]) / 2, axis=-1)
 
 
 def alternating(run_reference, run_candidate, pairs: int, benchmark=None, workload: str = "") -> Paired:
