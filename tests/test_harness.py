@@ -87,3 +87,30 @@ def test_timing_outside_the_usual_or_recorded_machine_state_gets_more_rounds_the
     result = checker.run_case("tiny.en", "read-clean", config)
     assert result.result.speed.state == 0.24 and result.result.speed.rounds_this_case == 4  # measured twice
     assert not result.failures and any("memory/compute balance was 0.24" in w for w in result.warnings)
+
+
+def test_the_kernel_path_is_taken_on_the_timings_threads_whatever_the_case_ran_on(tiny_en, monkeypatch):
+    """Side by side, the two processes share the cores while a case is measured and one of them may get them all
+    (the other skipped transcribing): quanto int4 and bnb LLM.int8 dispatch other operators on another thread count,
+    so the fingerprint is taken on the threads the workload is timed on, before decoding."""
+    import torch
+
+    from whisper_ptq_bench import measure
+
+    calls = []
+    for name in ("kernel_path", "decode_texts"):
+        original = getattr(measure, name)
+
+        def logged(*args, _name=name, _original=original, **kwargs):
+            calls.append((_name, torch.get_num_threads()))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(measure, name, logged)
+    harness = Harness(Options(models=["tiny.en"], corpora=["read-clean"], max_utterances=2, update_baselines=True))
+    harness.models["tiny.en"] = tiny_en
+    harness.threads, before = 1, torch.get_num_threads()  # the timing's threads; the case runs on the session's
+    harness.run_case("tiny.en", "read-clean", QuantConfig.from_id("torch-ao.dyn-fp16.a-fp16"))
+    names = [n for n, _ in calls]
+    assert names.count("decode_texts") == 2  # the first: fp32's reference transcripts
+    assert names.index("kernel_path") < len(names) - 1 - names[::-1].index("decode_texts")
+    assert dict(calls)["kernel_path"] == 1 and torch.get_num_threads() == before

@@ -373,8 +373,10 @@ class Harness:
         r = record.result = replace(r, outputs=outputs, notes=notes)
         if announce is not None:
             announce(r, tf.log_probs)
+        # 4. the kernel path, before decoding, on the timing's threads (``kernel_path``)
+        kernels = self.kernel_path(model_name, config)
         same = live is not None and self.live_outputs(record) and record.shortcut == "identical"
-        # 4. decoding (skipped where weights and outputs are bit-identical to a live reference's: its transcripts)
+        # 5. decoding (skipped where weights and outputs are bit-identical to a live reference's: its transcripts)
         if config == REFERENCE:
             texts, seconds = ref.texts, ref.seconds
         elif same and not self.options.verify_shortcut:
@@ -389,14 +391,13 @@ class Harness:
             if broken:
                 raise QuantizationFailed(f"{who}: {broken}")
         drift = self.live_result(record, texts, tf.log_probs) if live is not None else None
-        # 5. the kernel path, then speed: the fixed workload interleaved with fp32, or alternating with a live reference
-        kernels = self.kernel_path(model_name, config)
+        # 6. speed: the fixed workload interleaved with fp32, or alternating with a live reference
         if live is not None:
             timing, versus = None, self.time_against(r, benchmark)
         else:
             timing, versus = (self.time(r, benchmark) if self.options.judge else None), None
         texts = texts if texts is not None else [record.reference.transcripts.texts[i] for i in fb.ids]
-        # 6. scoring
+        # 7. scoring
         with self.phase("scoring"):
             scored = score(fb.ids, [u.text for u in corpus], texts)
             iv = paired_bootstrap(ref.wer.error_vector(), scored.error_vector(), scored.word_vector())
@@ -425,9 +426,16 @@ class Harness:
         if key not in self.kernels:
             q = self.quantized(model_name, config)
             work = self.workload(model_name, measure.PATH_STEPS)
-            with self.phase("kernel path"):
-                work.run(q.model, self.options.device)  # warm
-                self.kernels[key] = KernelPath(measure.kernel_path(work, q.model, self.options.device))
+            import torch
+
+            concurrent = torch.get_num_threads()
+            torch.set_num_threads(self.threads)  # as timed: quanto and bnb split work, and dispatch, by thread count
+            try:
+                with self.phase("kernel path"):
+                    work.run(q.model, self.options.device)  # warm
+                    self.kernels[key] = KernelPath(measure.kernel_path(work, q.model, self.options.device))
+            finally:
+                torch.set_num_threads(concurrent)
         return self.kernels[key]
 
     def time(self, r: Result, benchmark=None) -> sp.Speed:
