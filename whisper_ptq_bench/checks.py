@@ -471,7 +471,7 @@ class SpeedCheck(Check):
         rounds. A difference is claimed only when its 95% interval excludes no change and the pairs' signed-rank
         test rejects no change at ``speed_p`` (``Paired.p_value``; 0.01 over a matrix of 56 cases); then red when
         the slowdown is beyond three quarters of ``speed_pair`` (two processes of one environment differ by a few
-        percent for the whole of a case: layout, not code), changed when the ratio is beyond ``speed_noise``."""
+        percent for the whole of a case, cause not found), changed when the ratio is beyond ``speed_noise``."""
         ratio, (low, high), p = versus.ratio, versus.interval(), versus.p_value()
         detail = (
             f"speed {ratio:.3f}x the reference environment's ({len(versus.ratios)} alternating pairs, 95% CI "
