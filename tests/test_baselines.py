@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import re
 import stat
+from dataclasses import replace
 
 import pytest
 
@@ -219,6 +220,20 @@ def test_wer_check_holds_within_tolerance_even_if_significant():
 def test_compression_check_fires_when_compression_drops():
     assert fails(SizeCheck(0.0005), obtained(GOOD, compression=0.25), base_entry())
     assert fails(SizeCheck(0.0005), obtained(GOOD, compression=0.3), base_entry()) is None
+
+
+def test_a_compression_change_within_tolerance_names_the_bytes_it_moved_by():
+    """hqq 0.2.6 -> 0.2.8.post1 moved serialized sizes by a few kilobytes: equal at two decimals of a percent."""
+    reference = replace(obtained(GOOD, compression=0.377390), size=Size(94_077_744, 0.377390))
+    candidate = replace(obtained(GOOD, compression=0.377450), size=Size(94_068_700, 0.377450))
+    outcome = SizeCheck(0.0005).compare(reference, candidate, Context(bl.DEFAULT_TOLERANCES, False))
+    assert outcome.failure is None and outcome.change
+    assert "94,077,744 -> 94,068,700 bytes" in outcome.change and "-9,044" in outcome.change
+    same = SizeCheck(0.0005).compare(reference, reference, Context(bl.DEFAULT_TOLERANCES, False))
+    assert same.change is None
+    few = replace(reference, size=Size(94_077_744 - 64, 0.377390))  # one bias stored without its Parameter wrapper
+    moved = SizeCheck(0.0005).compare(reference, few, Context(bl.DEFAULT_TOLERANCES, False))
+    assert moved.status == "changed" and "-64)" in moved.change  # equal compression at 5 digits, not identical
 
 
 def test_transcript_check_lists_changes_and_fails_only_when_strict():

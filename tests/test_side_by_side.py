@@ -62,7 +62,11 @@ def test_pytest_benchmark_times_the_candidate_and_the_reference_runs_in_its_setu
         log.append("R")
         return 1.0
 
-    paired = alternating(ref, lambda: log.append("C"), 4, Benchmark())
+    def cand():
+        log.append("C")
+        return 1.0
+
+    paired = alternating(ref, cand, 4, Benchmark())
     assert [x for x in log if x != "timed"] == list("RCCRRCCR") and log.count("timed") == 4
     assert len(paired.reference) == len(paired.candidate) == 4
 
@@ -146,24 +150,31 @@ def _live(seconds):
 
 
 def test_a_configurations_second_corpus_adds_half_the_pairs_to_its_first_and_a_slow_one_is_confirmed():
-    import time
-
-    def busy(seconds):
-        def run():
-            until = time.perf_counter() + seconds
-            while time.perf_counter() < until:
-                pass
-
-        return run
-
-    first = _live(0.004).time("m", "fp32", busy(0.004), "w", 8, 1)
-    assert len(first.ratios) in (8, 24)  # 24 only when this machine's noise made the first 8 look slower
-    second = _live(0.004).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.004,) * 8, (0.004,) * 8))
-    assert len(second.ratios) in (12, 24) and second.reference[:8] == (0.004,) * 8
-    slow = _live(0.002).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.002,) * 8, (0.004,) * 8))
-    assert len(slow.ratios) == 24 and slow.ratio > 1.5  # suspect: confirmed up to three times the pairs
-    done = _live(0.002).time("m", "fp32", busy(0.004), "w", 8, 1, earlier=Paired((0.002,) * 24, (0.004,) * 24))
+    first = _live(0.004).time("m", "fp32", _live(0.004), "w", 8, 1)
+    assert len(first.ratios) == 8 and first.ratio == 1.0
+    second = _live(0.004).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.004,) * 8, (0.004,) * 8))
+    assert len(second.ratios) == 12 and second.reference[:8] == (0.004,) * 8
+    slow = _live(0.002).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.002,) * 8, (0.004,) * 8))
+    assert len(slow.ratios) == 24 and slow.ratio == 2.0  # suspect: confirmed up to three times the pairs
+    done = _live(0.002).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.002,) * 24, (0.004,) * 24))
     assert len(done.ratios) == 28  # confirmed already: only its own four
+
+
+def test_both_sides_of_a_pair_are_prepared_on_the_timings_threads_and_the_candidate_with_its_slowdown():
+    calls = []
+
+    def side(name, seconds):
+        live = _live(seconds)
+        live.threads = lambda n: calls.append((name, "threads", n))
+        live.prepare = lambda model, config, slow=0.0: calls.append((name, "prepare", model, config, slow))
+        return live
+
+    paired = side("ref", 0.01).time("m", "hqq.w-int4.g64.asym", side("cand", 0.011), "w", 4, 2, slow=0.1)
+    assert ("ref", "threads", 2) in calls and ("cand", "threads", 2) in calls
+    assert ("ref", "prepare", "m", "hqq.w-int4.g64.asym", 0.0) in calls
+    assert ("cand", "prepare", "m", "hqq.w-int4.g64.asym", 0.1) in calls
+    assert [c[1] for c in calls].index("prepare") > [c[1] for c in calls].index("threads")
+    assert paired.candidate == (0.011,) * 12 and np.isclose(paired.ratio, 1.1)  # 10% slower: confirmed to 3x4
 
 
 # --------------------------------------------------------------------------- identity, drift and the kernel path
@@ -442,6 +453,35 @@ def test_the_worker_finishes_a_case_on_the_threads_it_is_told_and_stays_in_step_
     finally:
         live.close()
     assert live.proc.wait(timeout=30) == 0
+
+
+@pytest.mark.slow
+def test_a_timing_worker_runs_the_workload_slowed_as_asked_and_patched_as_the_drill_asks():
+    """The candidate's side of each pair is timed in a worker of the session's environment: it must time what it is
+    told to (a slowdown for the error-rate trials, the drill's patch) and drop a copy quantized under a patch."""
+    from whisper_ptq_bench.live import LiveReference
+    from whisper_ptq_bench.regressions import CATALOGUE
+    from whisper_ptq_bench.runner import Options
+
+    timer = LiveReference(sys.executable, Options(models=["tiny.en"], corpora=["read-clean"]), role="timing")
+    try:
+        timer.threads(1)
+        timer.prepare("tiny.en", "fp32")
+        plain = min(timer.run() for _ in range(3))
+        timer.prepare("tiny.en", "fp32", slow=1.0)
+        slowed = min(timer.run() for _ in range(3))
+        assert slowed > 1.6 * plain  # each run followed by a busy wait as long as it
+        speed = next(r for r in CATALOGUE if r.signals == ("speed",))
+        with timer.patched(speed.name):
+            timer.prepare("tiny.en", speed.configs[0])
+            patched = min(timer.run() for _ in range(2))
+        with pytest.raises(Exception, match="timing worker"):
+            timer.run()  # nothing prepared after the patch is taken out: a clear error, not the patched copy
+        timer.prepare("tiny.en", speed.configs[0])
+        unpatched = min(timer.run() for _ in range(2))
+        assert patched > 1.1 * unpatched, (speed.name, patched, unpatched)
+    finally:
+        timer.close()
 
 
 def test_a_worker_whose_session_is_killed_ends_instead_of_measuring_on(tmp_path):

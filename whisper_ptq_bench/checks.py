@@ -219,8 +219,10 @@ class SizeCheck(Check):
                 failure=f"compression dropped from {old:.2%} to {new:.2%} of the fp32 size "
                 "saved: the library now stores more bytes for this configuration",
             )
-        if round(old, 5) != round(new, 5):
-            return self.outcome(CHANGED, change=f"compression {old:.2%} -> {new:.2%}")
+        was, now = reference.size.serialized_bytes, candidate.size.serialized_bytes
+        if (was != now) if was and now else round(old, 5) != round(new, 5):  # bytes where both are known
+            moved = f" ({was:,} -> {now:,} bytes serialized, {now - was:+,})" if was and now else ""
+            return self.outcome(CHANGED, change=f"compression {old:.3%} -> {new:.3%}{moved}")
         return self.outcome(IDENTICAL)
 
 

@@ -6,6 +6,7 @@ its case is green without the patch and red with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -89,7 +90,7 @@ def run(
     for reg, configs in plan:
         # fp32 is untouched unless transformers is patched: its references need no recomputing
         references = control.references if reg.library != "transformers" else {}
-        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live))
+        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live, shared.timer))
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
@@ -106,7 +107,9 @@ def run(
                 )
                 continue
             start = time.perf_counter()
-            with reg.patch():
+            # side by side, this environment's timing worker times the candidate: it runs patched too
+            timer = shared.timer.patched(reg.name) if shared.timer is not None else contextlib.nullcontext()
+            with reg.patch(), timer:
                 checks, failures, error, measured, shortcut = _run(harness, model, corpus, config)
             seconds = time.perf_counter() - start
             if error:
@@ -121,8 +124,9 @@ def run(
             rows.append(row)
             echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
             harness.forget_quantized()  # never reuse a copy made under a patch
-    if shared.live is not None:
-        shared.live.close()
+    for worker in (shared.live, shared.timer):
+        if worker is not None:
+            worker.close()
     return rows
 
 

@@ -6,7 +6,8 @@ stdin/stdout. Per case it measures what the harness measures (weights, size, tea
 digests, transcripts) while this process measures the candidate, sends the digests of its outputs as soon as
 it has them (so that the candidate may skip transcribing a case whose weights and outputs are bit-identical),
 writes its log-probabilities on request (for the divergence between the two), and runs the fixed workload
-round by round, in alternation with the candidate, for the speed ratio."""
+round by round for the speed ratio, in alternation with a second worker started in the session's own environment
+(role "timing"), which times the candidate's side: both sides are timed in the same kind of process."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,8 +34,12 @@ class WorkerError(BenchError):
 class LiveReference:
     """The reference environment at ``python`` (its interpreter), measuring the cases of ``options``."""
 
-    def __init__(self, python: str, options):
+    def __init__(self, python: str, options, role: str = "reference"):
         self.python = python
+        #: "reference": the environment an upgrade replaces; "timing": a worker of the session's own environment
+        #: that times the candidate's side of each pair (so that both sides run in the same kind of process)
+        self.role = role
+        self.who = "the reference environment" if role == "reference" else "this environment's timing worker"
         self.pending = 0  # replies the case in flight still owes
         self.waiting = False  # the worker sent its outputs and waits to be told the threads to finish on
         self.dir = Path(tempfile.mkdtemp(prefix="ptq-reference-"))
@@ -73,11 +79,11 @@ class LiveReference:
         try:
             reply = json.loads(line)
         except json.JSONDecodeError:
-            raise WorkerError(f"the reference environment's worker wrote {line[:200]!r}, not a reply") from None
+            raise WorkerError(f"{self.who}'s worker wrote {line[:200]!r}, not a reply") from None
         if reply.get("ok") is False:
             if reply.get("kind") == "QuantizationFailed":
-                raise QuantizationFailed(f"in the reference environment: {reply['error']}")
-            raise WorkerError(f"the reference environment ({self.python}) failed: {reply['error']}")
+                raise QuantizationFailed(f"in {self.who}: {reply['error']}")
+            raise WorkerError(f"{self.who} ({self.python}) failed: {reply['error']}")
         return reply
 
     def call(self, op: str, **args) -> dict:
@@ -92,7 +98,7 @@ class LiveReference:
                 f"--ptq-against {self.python}: whisper-ptq-bench is not installed there; install it into that "
                 f"environment (pip install -e {Path(__file__).resolve().parents[1]})"
             )
-        return f"the reference environment's worker ({self.python}) ended (exit {code}); its last output:\n{tail}"
+        return f"{self.who}'s worker ({self.python}) ended (exit {code}); its last output:\n{tail}"
 
     # ------------------------------------------------------------------ a case
     def start(self, model: str, corpus: str, config: str) -> None:
@@ -150,8 +156,10 @@ class LiveReference:
         path.unlink()
         return out
 
-    def prepare(self, model: str, config: str) -> None:
-        self.call("prepare", model=model, config=config)
+    def prepare(self, model: str, config: str, slow: float = 0.0) -> None:
+        """``config``'s fixed workload made ready there (quantized, warmed up); ``slow`` > 0 makes each run that
+        fraction slower (a busy wait after it: the speed check's error rates, ``perf.paired_trials``)."""
+        self.call("prepare", model=model, config=config, slow=slow)
 
     def run(self) -> float:
         """One run of the prepared fixed workload there: its seconds, as the worker timed it."""
@@ -160,22 +168,45 @@ class LiveReference:
     def threads(self, n: int) -> None:
         self.call("threads", n=n)
 
+    @contextmanager
+    def patched(self, regression: str):
+        """The drill's ``regression`` injected there for the block (its copies quantized under it are dropped)."""
+        self.call("patch", name=regression)
+        try:
+            yield
+        finally:
+            self.call("unpatch")
+
     def time(
-        self, model: str, config: str, run, workload: str, pairs: int, threads: int, benchmark=None, earlier=None
+        self,
+        model: str,
+        config: str,
+        candidate: LiveReference,
+        workload: str,
+        pairs: int,
+        threads: int,
+        benchmark=None,
+        earlier=None,
+        slow: float = 0.0,
     ) -> Paired:
-        """``config``'s fixed workload timed in alternating pairs there and here (``run``), the reference on ``threads``
-        threads: ``pairs`` pairs, or half as many pooled with the configuration's ``earlier`` ones (timed for another
-        corpus: the workload is the same); when the pooled pairs look slower (beyond a quarter of ``speed_pair``),
-        more until there are three times ``pairs``."""
-        self.threads(threads)
+        """``config``'s fixed workload timed in alternating pairs there and in ``candidate`` (the session's own
+        environment's timing worker), both on ``threads`` threads: ``pairs`` pairs, or half as many pooled with the
+        configuration's ``earlier`` ones (timed for another corpus: the workload is the same); when the pooled pairs
+        look slower (beyond a quarter of ``speed_pair``), more until there are three times ``pairs``. Both sides
+        are worker processes that did nothing but prepare the workload, so what the session process carries
+        (pytest's log capture, plugins, its history) is in neither's time."""
+        for side in (self, candidate):
+            side.threads(threads)
         self.prepare(model, config)
-        run()  # warm-up
-        paired = alternating(self.run, run, pairs if earlier is None else max(2, pairs // 2), benchmark, workload)
+        candidate.prepare(model, config, slow)
+        paired = alternating(
+            self.run, candidate.run, pairs if earlier is None else max(2, pairs // 2), benchmark, workload
+        )
         if earlier is not None:
             paired = earlier.pooled(paired)
         short = 3 * pairs - len(paired.ratios)
         if paired.ratio > 1 + DEFAULT_TOLERANCES["speed_pair"] / 4 and short > 0:
-            paired = paired.pooled(alternating(self.run, run, short, None, workload))
+            paired = paired.pooled(alternating(self.run, candidate.run, short, None, workload))
         return paired
 
     def close(self) -> None:

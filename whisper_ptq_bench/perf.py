@@ -264,17 +264,17 @@ def speed_trials(model_name: str, config_id: str, trials: int, rounds: int = 3, 
 
 
 def paired_trials(model_name: str, config_id: str, trials: int, pairs: int = 8, echo=print) -> dict[str, list[str]]:
-    """The side-by-side speed check's error rates on this machine: a worker environment (this Python) and this
-    process time the configuration's fixed workload in alternating rounds (``LiveReference.time``, as a
-    side-by-side case does), each timing judged by ``SpeedCheck.paired``. Trials rotate between nothing changed
-    (A/A), the candidate made 20% slower and 10% slower (a busy wait after each of its runs, proportional to it).
-    Returns per kind the verdict of each timing, with the measured ratios under ``<kind> ratios``."""
+    """The side-by-side speed check's error rates on this machine: two workers of this environment time the
+    configuration's fixed workload in alternating rounds (``LiveReference.time``, as a side-by-side case does:
+    one as the reference, one as the candidate), each timing judged by ``SpeedCheck.paired``. Trials rotate
+    between nothing changed (A/A), the candidate made 20% slower and 10% slower (a busy wait after each of its
+    runs, proportional to it). Returns per kind the verdict of each timing, with the measured ratios under
+    ``<kind> ratios``."""
     import sys
 
     import torch
 
     from whisper_ptq_bench import measure
-    from whisper_ptq_bench import scope as sc
     from whisper_ptq_bench.baselines import DEFAULT_TOLERANCES
     from whisper_ptq_bench.checks import SpeedCheck
     from whisper_ptq_bench.live import LiveReference
@@ -282,35 +282,24 @@ def paired_trials(model_name: str, config_id: str, trials: int, pairs: int = 8, 
     from whisper_ptq_bench.runner import Options
 
     options = Options(models=[model_name], corpora=[])
-    loaded = load(model_name)
-    config = QuantConfig.from_id(config_id)
-    requested = [] if config_id == "fp32" else sc.select(loaded.model)
-    model = measure.quantize(loaded.model, config, requested, "cpu").model
-    work = measure.workload(loaded, load_corpus(options.calibration_corpus), options.workload_steps)
-    live, threads = LiveReference(sys.executable, options), torch.get_num_threads()
-
-    def slowed(fraction: float):
-        def run() -> None:
-            start = time.perf_counter()
-            work.run(model, "cpu")
-            until = time.perf_counter() + (time.perf_counter() - start) * fraction
-            while time.perf_counter() < until:
-                pass
-
-        return run
-
-    kinds = {"A/A": slowed(0.0), "20% slower": slowed(0.2), "10% slower": slowed(0.1)}
+    QuantConfig.from_id(config_id)  # an unknown configuration fails here, before the workers start
+    workload = measure.workload(load(model_name), load_corpus(options.calibration_corpus), options.workload_steps)
+    threads = torch.get_num_threads()
+    live = LiveReference(sys.executable, options)
+    timer = LiveReference(sys.executable, options, role="timing")
+    kinds = {"A/A": 0.0, "20% slower": 0.2, "10% slower": 0.1}
     out: dict[str, list] = {k: [] for k in kinds} | {f"{k} ratios": [] for k in kinds}
     try:
         for trial in range(trials):
-            for kind, run in kinds.items():
-                paired = live.time(model_name, config_id, run, work.describe(), pairs, threads)
+            for kind, slow in kinds.items():
+                paired = live.time(model_name, config_id, timer, workload.describe(), pairs, threads, slow=slow)
                 outcome = SpeedCheck.paired(paired, DEFAULT_TOLERANCES)
                 out[kind].append(outcome.status)
                 out[f"{kind} ratios"].append(round(paired.ratio, 4))
             echo(f"  trial {trial + 1}: " + "; ".join(f"{k} {out[f'{k} ratios'][-1]:.3f} {out[k][-1]}" for k in kinds))
     finally:
         live.close()
+        timer.close()
     return out
 
 

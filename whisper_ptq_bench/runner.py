@@ -95,6 +95,7 @@ class Shared:
     workloads: dict[str, fd.Workload] = field(default_factory=dict)
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
     live: Any = None  # side by side: the reference environment's worker (live.LiveReference)
+    timer: Any = None  # side by side: this environment's worker that times the candidate's side of each pair
 
 
 class Harness:
@@ -124,11 +125,14 @@ class Harness:
         import torch
 
         self.threads = torch.get_num_threads()
-        self.live = self.shared.live
+        self.live, self.timer = self.shared.live, self.shared.timer
         if options.against and self.live is None:
+            import sys
+
             from whisper_ptq_bench.live import LiveReference
 
             self.live = self.shared.live = LiveReference(options.against, options)
+            self.timer = self.shared.timer = LiveReference(sys.executable, options, role="timing")
         if self.live is not None:
             self.concurrent_threads()
             self.live.threads(torch.get_num_threads())
@@ -242,6 +246,19 @@ class Harness:
             corpus = load_corpus(self.options.calibration_corpus)
             self.shared.workloads[key] = measure.workload(self.model(model_name), corpus, steps)
         return self.shared.workloads[key]
+
+    @contextmanager
+    def timing_threads(self):
+        """torch's intra-op threads set to the timing's (all the session's) for the block, then back to what they were
+        (half of them side by side)."""
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def concurrent_threads(self) -> None:
         """Side by side, both environments measure a case at once: each on half the cores."""
@@ -426,16 +443,10 @@ class Harness:
         if key not in self.kernels:
             q = self.quantized(model_name, config)
             work = self.workload(model_name, measure.PATH_STEPS)
-            import torch
-
-            concurrent = torch.get_num_threads()
-            torch.set_num_threads(self.threads)  # as timed: quanto and bnb split work, and dispatch, by thread count
-            try:
-                with self.phase("kernel path"):
-                    work.run(q.model, self.options.device)  # warm
-                    self.kernels[key] = KernelPath(measure.kernel_path(work, q.model, self.options.device))
-            finally:
-                torch.set_num_threads(concurrent)
+            # as timed: quanto and bnb split work, and dispatch, by thread count
+            with self.timing_threads(), self.phase("kernel path"):
+                work.run(q.model, self.options.device)  # warm
+                self.kernels[key] = KernelPath(measure.kernel_path(work, q.model, self.options.device))
         return self.kernels[key]
 
     def time(self, r: Result, benchmark=None) -> sp.Speed:
@@ -509,28 +520,28 @@ class Harness:
         return Drift(divergence, len(mine))
 
     def time_against(self, r: Result, benchmark=None) -> sp.Paired:
-        """The configuration's fixed workload timed in alternating rounds here and in the reference environment
-        (``LiveReference.time``), both on every core, one at a time, pooled with its pairs for other corpora."""
-        import torch
-
-        q, work, key = self.quantized(r.model, r.config), self.workload(r.model), (r.model, r.config)
-        with self.phase("timing"):
-            torch.set_num_threads(self.threads)
-            try:
+        """The configuration's fixed workload timed in alternating rounds by this environment's timing worker and
+        the reference environment's worker (``LiveReference.time``), both on every core, one at a time, pooled with
+        its pairs for other corpora. Not in this process: the session's pytest (its log capture: bnb logs a
+        warning per LLM.int8 matmul) and history made quanto int4 and LLM.int8 11-20% slower here than in a worker
+        of the same environment."""
+        key = (r.model, r.config)
+        try:
+            with self.phase("timing"):
                 self.paired[key] = self.live.time(
                     r.model,
                     r.config.id,
-                    lambda: work.run(q.model, self.options.device),
-                    work.describe(),
+                    self.timer,
+                    self.workload(r.model).describe(),
                     self.options.pairs,
                     self.threads,
                     benchmark,
                     self.paired.get(key),
                 )
                 return self.paired[key]
-            finally:
-                self.concurrent_threads()
-                self.live.threads(torch.get_num_threads())
+        finally:
+            for side in (self.live, self.timer):  # back on the cores they measure cases on (the timer: idle)
+                side.threads(max(1, self.threads // 2))
 
     # ------------------------------------------------------------------ the reference
     def speed_reference(self, r: Result) -> tuple[sp.Speed, float] | None:
@@ -606,5 +617,6 @@ class Harness:
         try:
             return recording.finish(self, interrupted)
         finally:
-            if self.live is not None:
-                self.live.close()
+            for worker in (self.live, self.timer):
+                if worker is not None:
+                    worker.close()

@@ -486,9 +486,10 @@ def hodges_lehmann(x: np.ndarray) -> np.ndarray:
 
 def alternating(run_reference, run_candidate, pairs: int, benchmark=None, workload: str = "") -> Paired:
     """Time ``pairs`` pairs in the order reference, candidate | candidate, reference | reference, candidate ...
-    (ABBA: neither always runs first or after the other). ``run_reference()`` returns its own seconds (it runs in
-    another process, which times itself); the candidate is timed here. With pytest-benchmark's fixture the
-    candidate's runs are its statistics, the reference's run in each round's untimed setup."""
+    (ABBA: neither always runs first or after the other). ``run_reference()`` and ``run_candidate()`` each return
+    their own seconds (each runs in a worker process, which times itself: both sides are timed by the same code in
+    the same kind of process). With pytest-benchmark's fixture the candidate's runs are its statistics, the
+    reference's run in each round's untimed setup."""
     ref: list[float] = []
     cand: list[float] = []
     rounds = {"i": 0}
@@ -500,9 +501,7 @@ def alternating(run_reference, run_candidate, pairs: int, benchmark=None, worklo
                 ref.append(run_reference())
 
     def target() -> None:
-        start = time.perf_counter()
-        run_candidate()
-        cand.append(time.perf_counter() - start)
+        cand.append(run_candidate())
         rounds["i"] += 1
 
     if benchmark is not None and not getattr(benchmark, "disabled", False):

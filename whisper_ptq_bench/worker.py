@@ -7,10 +7,15 @@ stdin, JSON lines out on stdout; everything libraries print goes to stderr.
                                    (the threads to finish the case on: all of them when the session skips
                                    transcribing it) and answers {"result": ...}
     export path                 -> the last case's teacher-forced log-probabilities in an .npz file
-    prepare model config        -> the configuration's fixed workload, warmed up
+    prepare model config slow   -> the configuration's fixed workload, warmed up (slow: a busy wait after each
+                                   run, that fraction of it; the speed check's error rates)
     run                         -> one run of it: {"seconds": ...}
     threads n                   -> torch's intra-op threads
+    patch name / unpatch        -> the drill's regression ``name`` injected here, then taken out again
     quit
+
+The same worker, started in the session's own environment, times the candidate's side of each alternating pair:
+both sides of a pair then run in the same kind of process.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ import time
 import traceback
 from pathlib import Path
 
+#: warm-up runs of a configuration's fixed workload before it is timed. With one, a timing worker that had only
+#: quantized timed fp32 and quanto int4 7-9% slower than the reference's worker, which had measured the case
+#: first; with ten on both sides, 0.99-1.03x (tiny.en, 2-core EPYC). The same configuration prepared again (its
+#: second corpus) gets two.
+WARMUP_RUNS, WARMUP_AGAIN = 10, 2
+
 
 def _reply(out, **message) -> None:
     out.write(json.dumps(message) + "\n")
@@ -34,7 +45,9 @@ class Worker:
         self.out, self.inp = out, inp if inp is not None else sys.stdin
         self.harness = None
         self.kept = None  # the last case's log-probabilities per utterance
-        self.prepared = None  # (model on device, workload)
+        self.prepared = None  # (model on device, workload, slow)
+        self.prepared_key = None  # its (model, configuration)
+        self.injected = None  # the drill's regression in force (its context manager)
 
     def hello(self) -> dict:
         from whisper_ptq_bench import machine
@@ -81,20 +94,43 @@ class Worker:
         np.savez(path, **{utt: lp.numpy() for utt, lp in (self.kept or {}).items()})
         return {}
 
-    def prepare(self, model: str, config: str) -> dict:
+    def prepare(self, model: str, config: str, slow: float = 0.0) -> dict:
         from whisper_ptq_bench.configs import QuantConfig
 
         h = self.harness
         q, work = h.quantized(model, QuantConfig.from_id(config)), h.workload(model)
-        work.run(q.model, h.options.device)  # warm-up
-        self.prepared = (q.model, work)
+        again = self.prepared is not None and self.prepared_key == (model, config)
+        for _ in range(WARMUP_AGAIN if again else WARMUP_RUNS):
+            work.run(q.model, h.options.device)
+        self.prepared, self.prepared_key = (q.model, work, slow), (model, config)
         return {}
 
     def run(self) -> dict:
-        model, work = self.prepared
+        model, work, slow = self.prepared
         start = time.perf_counter()
         work.run(model, self.harness.options.device)
+        if slow:
+            until = time.perf_counter() + (time.perf_counter() - start) * slow
+            while time.perf_counter() < until:
+                pass
         return {"seconds": time.perf_counter() - start}
+
+    def patch(self, name: str) -> dict:
+        from whisper_ptq_bench.regressions import by_name
+
+        self.unpatch()
+        self.injected = by_name(name).patch()
+        self.injected.__enter__()
+        self.harness.forget_quantized()  # quantize again under the patch
+        return {}
+
+    def unpatch(self) -> dict:
+        if self.injected is not None:
+            injected, self.injected = self.injected, None
+            injected.__exit__(None, None, None)
+            self.harness.forget_quantized()  # never reuse a copy made under a patch
+        self.prepared = None
+        return {}
 
     def threads(self, n: int) -> dict:
         import torch
