@@ -36,9 +36,8 @@ class LiveReference:
 
     def __init__(self, python: str, options, role: str = "reference"):
         self.python = python
-        #: "reference": the environment an upgrade replaces; "timing": a worker of the session's own environment
-        #: that times the candidate's side of each pair (so that both sides run in the same kind of process)
-        self.role = role
+        # role "reference": the environment an upgrade replaces; "timing": a worker of the session's own environment
+        # that times the candidate's side of each pair (so that both sides run in the same kind of process)
         self.who = "the reference environment" if role == "reference" else "this environment's timing worker"
         self.pending = 0  # replies the case in flight still owes
         self.waiting = False  # the worker sent its outputs and waits to be told the threads to finish on

@@ -260,11 +260,15 @@ class Harness:
         finally:
             torch.set_num_threads(before)
 
-    def concurrent_threads(self) -> None:
+    @property
+    def half_threads(self) -> int:
         """Side by side, both environments measure a case at once: each on half the cores."""
+        return max(1, self.threads // 2)
+
+    def concurrent_threads(self) -> None:
         import torch
 
-        torch.set_num_threads(max(1, self.threads // 2))
+        torch.set_num_threads(self.half_threads)
 
     # ------------------------------------------------------------------ quantization (once per configuration)
     def quantized(self, model_name: str, config: QuantConfig) -> measure.Quantized:
@@ -541,7 +545,7 @@ class Harness:
                 return self.paired[key]
         finally:
             for side in (self.live, self.timer):  # back on the cores they measure cases on (the timer: idle)
-                side.threads(max(1, self.threads // 2))
+                side.threads(self.half_threads)
 
     # ------------------------------------------------------------------ the reference
     def speed_reference(self, r: Result) -> tuple[sp.Speed, float] | None:

@@ -45,8 +45,7 @@ class Worker:
         self.out, self.inp = out, inp if inp is not None else sys.stdin
         self.harness = None
         self.kept = None  # the last case's log-probabilities per utterance
-        self.prepared = None  # (model on device, workload, slow)
-        self.prepared_key = None  # its (model, configuration)
+        self.prepared = None  # ((model, configuration), model on device, workload, slow)
         self.injected = None  # the drill's regression in force (its context manager)
 
     def hello(self) -> dict:
@@ -99,14 +98,14 @@ class Worker:
 
         h = self.harness
         q, work = h.quantized(model, QuantConfig.from_id(config)), h.workload(model)
-        again = self.prepared is not None and self.prepared_key == (model, config)
+        again = self.prepared is not None and self.prepared[0] == (model, config)
         for _ in range(WARMUP_AGAIN if again else WARMUP_RUNS):
             work.run(q.model, h.options.device)
-        self.prepared, self.prepared_key = (q.model, work, slow), (model, config)
+        self.prepared = ((model, config), q.model, work, slow)
         return {}
 
     def run(self) -> dict:
-        model, work, slow = self.prepared
+        _, model, work, slow = self.prepared
         start = time.perf_counter()
         work.run(model, self.harness.options.device)
         if slow:
