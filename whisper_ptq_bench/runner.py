@@ -527,7 +527,7 @@ class Harness:
         """The configuration's fixed workload timed in alternating rounds by this environment's timing worker and
         the reference environment's worker (``LiveReference.time``), both on every core, one at a time, pooled with
         its pairs for other corpora. Not in this process: the session's pytest (its log capture: bnb logs a
-        warning per LLM.int8 matmul) and history made quanto int4 and LLM.int8 11-20% slower here than in a worker
+        warning per LLM.int8 matmul) and history made quanto int4 and LLM.int8 11-24% slower here than in a worker
         of the same environment."""
         key = (r.model, r.config)
         try:

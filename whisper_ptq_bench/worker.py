@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 
 #: warm-up runs of a configuration's fixed workload before it is timed. With one, a timing worker that had only
-#: quantized timed fp32 and quanto int4 7-9% slower than the reference's worker, which had measured the case
+#: quantized timed fp32 and quanto int4 6-9% slower than the reference's worker, which had measured the case
 #: first; with ten on both sides, 0.99-1.03x (tiny.en, 2-core EPYC). The same configuration prepared again (its
 #: second corpus) gets two.
 WARMUP_RUNS, WARMUP_AGAIN = 10, 2
