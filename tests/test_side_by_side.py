@@ -149,15 +149,35 @@ def _live(seconds):
     return live
 
 
-def test_a_configurations_second_corpus_adds_half_the_pairs_to_its_first_and_a_slow_one_is_confirmed():
+def test_a_configurations_second_corpus_adds_a_quarter_of_the_pairs_to_its_first_and_a_slow_one_is_confirmed():
     first = _live(0.004).time("m", "fp32", _live(0.004), "w", 8, 1)
     assert len(first.ratios) == 8 and first.ratio == 1.0
     second = _live(0.004).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.004,) * 8, (0.004,) * 8))
-    assert len(second.ratios) == 12 and second.reference[:8] == (0.004,) * 8
+    assert len(second.ratios) == 10 and second.reference[:8] == (0.004,) * 8
     slow = _live(0.002).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.002,) * 8, (0.004,) * 8))
     assert len(slow.ratios) == 24 and slow.ratio == 2.0  # suspect: confirmed up to three times the pairs
     done = _live(0.002).time("m", "fp32", _live(0.004), "w", 8, 1, earlier=Paired((0.002,) * 24, (0.004,) * 24))
-    assert len(done.ratios) == 28  # confirmed already: only its own four
+    assert len(done.ratios) == 26  # confirmed already: only its own two
+
+
+def test_each_side_is_timed_by_a_timing_worker_never_by_the_worker_that_measures_cases(monkeypatch):
+    """The worker that measured (transcribed) the case read up to 7.5% apart from a fresh worker of the same
+    environment: both sides are timed by workers that only time, and the session closes all three."""
+    from types import SimpleNamespace
+
+    from whisper_ptq_bench.configs import QuantConfig
+    from whisper_ptq_bench.runner import Harness, Options, Shared
+
+    measuring = _live(0.004)
+    measuring.run = lambda: pytest.fail("the worker that measures cases timed a run")
+    shared = Shared(live=measuring, timer=_live(0.0044), reference_timer=_live(0.004))
+    harness = Harness(Options(models=["tiny.en"], corpora=["read-clean"], against=sys.executable), shared)
+    monkeypatch.setattr(harness, "workload", lambda model: SimpleNamespace(describe=lambda: "w"))
+    case = SimpleNamespace(model="tiny.en", config=QuantConfig.from_id("fp32"))
+    paired = harness.time_against(case)
+    assert np.isclose(paired.ratio, 1.1) and len(paired.ratios) == 24  # 10% slower: confirmed to three times 8
+    assert shared.workers() == [measuring, shared.timer, shared.reference_timer]
+    assert Shared().workers() == []
 
 
 def test_both_sides_of_a_pair_are_prepared_on_the_timings_threads_and_the_candidate_with_its_slowdown():
@@ -453,6 +473,7 @@ def test_the_worker_finishes_a_case_on_the_threads_it_is_told_and_stays_in_step_
     finally:
         live.close()
     assert live.proc.wait(timeout=30) == 0
+    assert not live.dir.exists()  # its folder (log, exported outputs) goes with it
 
 
 @pytest.mark.slow

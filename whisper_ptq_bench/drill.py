@@ -90,7 +90,7 @@ def run(
     for reg, configs in plan:
         # fp32 is untouched unless transformers is patched: its references need no recomputing
         references = control.references if reg.library != "transformers" else {}
-        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live, shared.timer))
+        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live, shared.timer, shared.reference_timer))
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
@@ -124,9 +124,8 @@ def run(
             rows.append(row)
             echo(f"{reg.name} on {config.id}: {row.verdict} {','.join(row.checks)}")
             harness.forget_quantized()  # never reuse a copy made under a patch
-    for worker in (shared.live, shared.timer):
-        if worker is not None:
-            worker.close()
+    for worker in shared.workers():
+        worker.close()
     return rows
 
 

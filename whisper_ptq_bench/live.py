@@ -5,14 +5,16 @@ The worker (``python -m whisper_ptq_bench.worker``, this package installed there
 stdin/stdout. Per case it measures what the harness measures (weights, size, teacher-forced outputs with their
 digests, transcripts) while this process measures the candidate, sends the digests of its outputs as soon as
 it has them (so that the candidate may skip transcribing a case whose weights and outputs are bit-identical),
-writes its log-probabilities on request (for the divergence between the two), and runs the fixed workload
-round by round for the speed ratio, in alternation with a second worker started in the session's own environment
-(role "timing"), which times the candidate's side: both sides are timed in the same kind of process."""
+writes its log-probabilities on request (for the divergence between the two). The fixed workload is timed round
+by round for the speed ratio by two further workers that do nothing else, one in each environment (roles
+"reference timing" and "timing"), in alternation: both sides are timed by the same kind of process with the same
+history."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,9 +38,14 @@ class LiveReference:
 
     def __init__(self, python: str, options, role: str = "reference"):
         self.python = python
-        # role "reference": the environment an upgrade replaces; "timing": a worker of the session's own environment
-        # that times the candidate's side of each pair (so that both sides run in the same kind of process)
-        self.who = "the reference environment" if role == "reference" else "this environment's timing worker"
+        # role "reference": the environment an upgrade replaces, measuring cases; "timing": a worker of the session's
+        # own environment that times the candidate's side of each pair; "reference timing": the reference
+        # environment's worker that times its side (both sides timed by the same kind of process, same history)
+        self.who = {
+            "reference": "the reference environment",
+            "timing": "this environment's timing worker",
+            "reference timing": "the reference environment's timing worker",
+        }[role]
         self.pending = 0  # replies the case in flight still owes
         self.waiting = False  # the worker sent its outputs and waits to be told the threads to finish on
         self.dir = Path(tempfile.mkdtemp(prefix="ptq-reference-"))
@@ -189,9 +196,10 @@ class LiveReference:
         slow: float = 0.0,
     ) -> Paired:
         """``config``'s fixed workload timed in alternating pairs there and in ``candidate`` (the session's own
-        environment's timing worker), both on ``threads`` threads: ``pairs`` pairs, or half as many pooled with the
-        configuration's ``earlier`` ones (timed for another corpus: the workload is the same); when the pooled pairs
-        look slower (beyond a quarter of ``speed_pair``), more until there are three times ``pairs``. Both sides
+        environment's timing worker), both on ``threads`` threads: ``pairs`` pairs, or a quarter as many (at least 2,
+        for pytest-benchmark's statistics) pooled with the configuration's ``earlier`` ones (timed for another
+        corpus: the workload is the same); when the pooled pairs look slower (beyond a quarter of ``speed_pair``),
+        more until there are three times ``pairs``. Both sides
         are worker processes that did nothing but prepare the workload, so what the session process carries
         (pytest's log capture, plugins, its history) is in neither's time."""
         for side in (self, candidate):
@@ -199,7 +207,7 @@ class LiveReference:
         self.prepare(model, config)
         candidate.prepare(model, config, slow)
         paired = alternating(
-            self.run, candidate.run, pairs if earlier is None else max(2, pairs // 2), benchmark, workload
+            self.run, candidate.run, pairs if earlier is None else max(2, pairs // 4), benchmark, workload
         )
         if earlier is not None:
             paired = earlier.pooled(paired)
@@ -209,12 +217,15 @@ class LiveReference:
         return paired
 
     def close(self) -> None:
+        """End the worker and remove its folder (its log and exported outputs)."""
         if self.proc.poll() is None:
             try:
                 self.send("quit")
                 self.proc.wait(timeout=30)
             except (WorkerError, subprocess.TimeoutExpired):
                 self.proc.kill()
+                self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _options_json(options) -> dict:

@@ -285,7 +285,7 @@ def paired_trials(model_name: str, config_id: str, trials: int, pairs: int = 8, 
     QuantConfig.from_id(config_id)  # an unknown configuration fails here, before the workers start
     workload = measure.workload(load(model_name), load_corpus(options.calibration_corpus), options.workload_steps)
     threads = torch.get_num_threads()
-    live = LiveReference(sys.executable, options)
+    live = LiveReference(sys.executable, options, role="reference timing")
     timer = LiveReference(sys.executable, options, role="timing")
     kinds = {"A/A": 0.0, "20% slower": 0.2, "10% slower": 0.1}
     out: dict[str, list] = {k: [] for k in kinds} | {f"{k} ratios": [] for k in kinds}

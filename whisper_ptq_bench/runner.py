@@ -94,8 +94,13 @@ class Shared:
     models: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, fd.Workload] = field(default_factory=dict)
     references: dict[tuple[str, str], Reference] = field(default_factory=dict)
-    live: Any = None  # side by side: the reference environment's worker (live.LiveReference)
+    live: Any = None  # side by side: the reference environment's worker (live.LiveReference) that measures cases
     timer: Any = None  # side by side: this environment's worker that times the candidate's side of each pair
+    reference_timer: Any = None  # side by side: the reference environment's worker that times its side
+
+    def workers(self) -> list:
+        """The side-by-side worker processes started (none in the stored-baselines mode)."""
+        return [w for w in (self.live, self.timer, self.reference_timer) if w is not None]
 
 
 class Harness:
@@ -132,7 +137,10 @@ class Harness:
             from whisper_ptq_bench.live import LiveReference
 
             self.live = self.shared.live = LiveReference(options.against, options)
+            # each side timed by a worker that does nothing else, so both have the same history: the worker that
+            # measured (transcribed) the case read up to 7.5% apart from a fresh timing worker of one environment
             self.timer = self.shared.timer = LiveReference(sys.executable, options, role="timing")
+            self.shared.reference_timer = LiveReference(options.against, options, role="reference timing")
         if self.live is not None:
             self.concurrent_threads()
             self.live.threads(torch.get_num_threads())
@@ -524,28 +532,24 @@ class Harness:
         return Drift(divergence, len(mine))
 
     def time_against(self, r: Result, benchmark=None) -> sp.Paired:
-        """The configuration's fixed workload timed in alternating rounds by this environment's timing worker and
-        the reference environment's worker (``LiveReference.time``), both on every core, one at a time, pooled with
-        its pairs for other corpora. Not in this process: the session's pytest (its log capture: bnb logs a
+        """The configuration's fixed workload timed in alternating rounds by two timing workers, the reference
+        environment's and this environment's (``LiveReference.time``), both on every core, one at a time, pooled
+        with its pairs for other corpora. Not in this process: the session's pytest (its log capture: bnb logs a
         warning per LLM.int8 matmul) and history made quanto int4 and LLM.int8 11-24% slower here than in a worker
         of the same environment."""
         key = (r.model, r.config)
-        try:
-            with self.phase("timing"):
-                self.paired[key] = self.live.time(
-                    r.model,
-                    r.config.id,
-                    self.timer,
-                    self.workload(r.model).describe(),
-                    self.options.pairs,
-                    self.threads,
-                    benchmark,
-                    self.paired.get(key),
-                )
-                return self.paired[key]
-        finally:
-            for side in (self.live, self.timer):  # back on the cores they measure cases on (the timer: idle)
-                side.threads(self.half_threads)
+        with self.phase("timing"):
+            self.paired[key] = self.shared.reference_timer.time(
+                r.model,
+                r.config.id,
+                self.timer,
+                self.workload(r.model).describe(),
+                self.options.pairs,
+                self.threads,
+                benchmark,
+                self.paired.get(key),
+            )
+        return self.paired[key]
 
     # ------------------------------------------------------------------ the reference
     def speed_reference(self, r: Result) -> tuple[sp.Speed, float] | None:
@@ -621,6 +625,5 @@ class Harness:
         try:
             return recording.finish(self, interrupted)
         finally:
-            for worker in (self.live, self.timer):
-                if worker is not None:
-                    worker.close()
+            for worker in self.shared.workers():
+                worker.close()

@@ -28,11 +28,12 @@ import time
 import traceback
 from pathlib import Path
 
-#: warm-up runs of a configuration's fixed workload before it is timed. With one, a timing worker that had only
-#: quantized timed fp32 and quanto int4 6-9% slower than the reference's worker, which had measured the case
-#: first; with ten on both sides, 0.99-1.03x (tiny.en, 2-core EPYC). The same configuration prepared again (its
-#: second corpus) gets two.
-WARMUP_RUNS, WARMUP_AGAIN = 10, 2
+#: warm-up runs of a configuration's fixed workload before it is timed. With none, a timing worker that had only
+#: quantized ran its first 2-3 runs 10-28% slower than the reference's worker (which had measured the case); after
+#: that two workers of one environment kept a ratio of their own per configuration, 0.96-1.07 over 16 pairs,
+#: unchanged between run 4 and run 16 (tiny.en, 2-core EPYC). The same configuration prepared again (its
+#: second corpus) gets one.
+WARMUP_RUNS, WARMUP_AGAIN = 3, 1
 
 
 def _reply(out, **message) -> None:
