@@ -267,6 +267,26 @@ def test_fail_on_change_makes_a_change_red_and_names_it():
     assert verdict.verdict == REGRESSED and "aten::mm 1 -> 2" in verdict.failures[0] and verdict.failed() == ["changed"]
 
 
+def test_fail_on_change_leaves_a_speed_change_within_tolerance_changed_not_red():
+    """Two processes of one environment time a configuration a few percent apart: --ptq-fail-on-change asks for
+    every numerics change to be approved, and a speed change within tolerance is not one."""
+    import dataclasses
+
+    per = {"u1": [0.05, 0.9, 1.3]}
+    slower = paired([1.04, 1.05, 1.04, 1.045, 1.05, 1.04, 1.04, 1.05])
+    case = dataclasses.replace(result(outputs(per)), versus=slower)
+    verdict = gate.judge(result(outputs(per)), case, Context(TOL, fail_on_change=True))
+    assert verdict.verdict == CHANGED and not verdict.failures
+    assert any(c.startswith("speed:") and "slower" in c for c in verdict.changes())
+    both = dataclasses.replace(case, kernels=KernelPath({"aten::mm": 2}))
+    verdict = gate.judge(
+        dataclasses.replace(result(outputs(per)), kernels=KernelPath({"aten::mm": 1})),
+        both,
+        Context(TOL, fail_on_change=True),
+    )
+    assert verdict.verdict == REGRESSED and "aten::mm 1 -> 2" in verdict.failures[0]
+
+
 def test_a_case_the_reference_failed_and_this_environment_runs_is_changed_not_red():
     verdict = gate.reference_failed("hqq raised RuntimeError")
     assert verdict.verdict == CHANGED and not verdict.failures and "hqq raised" in verdict.warnings[0]

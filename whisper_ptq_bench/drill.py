@@ -90,7 +90,10 @@ def run(
     for reg, configs in plan:
         # fp32 is untouched unless transformers is patched: its references need no recomputing
         references = control.references if reg.library != "transformers" else {}
-        harness = Harness(options, Shared(shared.models, shared.workloads, references, shared.live, shared.timer, shared.reference_timer))
+        harness = Harness(
+            options,
+            Shared(shared.models, shared.workloads, references, shared.live, shared.timer, shared.reference_timer),
+        )
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]

@@ -78,7 +78,10 @@ def judge(reference: Result, candidate: Result, context: Context) -> Verdict:
         if check.blocking and outcome.status == REGRESSED:
             verdict.not_compared = []
             return verdict
-    if context.fail_on_change and verdict.verdict == CHANGED:
+    numerics = {cls.id for cls in registered() if cls.numerics}
+    if context.fail_on_change and verdict.verdict == CHANGED and any(
+        o.status not in (IDENTICAL, NOT_COMPARED) and o.check in numerics for o in verdict.outcomes
+    ):
         moved = "; ".join(verdict.changes()) or "outputs moved within tolerance"
         verdict.outcomes.append(
             Outcome("changed", REGRESSED, failure=f"changed (--ptq-fail-on-change: every change fails): {moved}")
