@@ -79,8 +79,10 @@ def judge(reference: Result, candidate: Result, context: Context) -> Verdict:
             verdict.not_compared = []
             return verdict
     numerics = {cls.id for cls in registered() if cls.numerics}
-    if context.fail_on_change and verdict.verdict == CHANGED and any(
-        o.status not in (IDENTICAL, NOT_COMPARED) and o.check in numerics for o in verdict.outcomes
+    if (
+        context.fail_on_change
+        and verdict.verdict == CHANGED
+        and any(o.status not in (IDENTICAL, NOT_COMPARED) and o.check in numerics for o in verdict.outcomes)
     ):
         moved = "; ".join(verdict.changes()) or "outputs moved within tolerance"
         verdict.outcomes.append(

@@ -199,9 +199,9 @@ class LiveReference:
         environment's timing worker), both on ``threads`` threads: ``pairs`` pairs, or a quarter as many (at least 2,
         for pytest-benchmark's statistics) pooled with the configuration's ``earlier`` ones (timed for another
         corpus: the workload is the same); when the pooled pairs look slower (beyond a quarter of ``speed_pair``),
-        more until there are three times ``pairs``. Both sides
-        are worker processes that did nothing but prepare the workload, so what the session process carries
-        (pytest's log capture, plugins, its history) is in neither's time."""
+        more until there are three times ``pairs``. Both sides are worker processes that did nothing but prepare
+        the workload, so what the session process carries (pytest's log capture, plugins, its history) is in
+        neither's time."""
         for side in (self, candidate):
             side.threads(threads)
         self.prepare(model, config)
