@@ -560,3 +560,37 @@ def test_a_worker_whose_session_is_killed_ends_instead_of_measuring_on(tmp_path)
         os.kill(worker, signal.SIGKILL)
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
     assert gone, "the worker outlived its session"
+
+
+def test_the_speed_checks_error_rate_trials_each_start_two_new_workers_and_close_them(monkeypatch):
+    """perf's side-by-side trials: one pair of workers kept its own bias (A/A 1.04-1.06) for all its trials, so each
+    trial starts a new pair, as each main-job run does, and closes it."""
+    from whisper_ptq_bench import live, measure, perf
+
+    started: list = []
+
+    class Fake:
+        def __init__(self, python, options, role):
+            self.role, self.closed = role, False
+            started.append(self)
+
+        def time(self, model, config, candidate, workload, pairs, threads, slow=0.0):
+            assert candidate is started[-1] and self is started[-2]  # this trial's pair
+            factor = 1 + slow
+            return Paired((1.0,) * pairs, (factor,) * pairs, workload)
+
+        def close(self):
+            self.closed = True
+
+    class Work:
+        def describe(self):
+            return "fixed workload"
+
+    monkeypatch.setattr(live, "LiveReference", Fake)
+    monkeypatch.setattr(measure, "workload", lambda *a, **k: Work())
+    monkeypatch.setattr("whisper_ptq_bench.models.load", lambda name: None)
+    out = perf.paired_trials("tiny.en", "hqq.w-int4.g128.asym", 3, pairs=8, echo=lambda line: None)
+    assert len(started) == 6 and all(w.closed for w in started)
+    assert [w.role for w in started[:2]] == ["reference timing", "timing"]
+    assert out["A/A"] == ["identical"] * 3 and out["20% slower"] == ["regressed"] * 3
+    assert out["10% slower ratios"] == [1.1] * 3
