@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from whisper_ptq_bench.configs import QuantConfig
@@ -90,10 +90,7 @@ def run(
     for reg, configs in plan:
         # fp32 is untouched unless transformers is patched: its references need no recomputing
         references = control.references if reg.library != "transformers" else {}
-        harness = Harness(
-            options,
-            Shared(shared.models, shared.workloads, references, shared.live, shared.timer, shared.reference_timer),
-        )
+        harness = Harness(options, replace(shared, references=references))
         for config in configs:
             case = f"{model}/{corpus}/{config.id}"
             ok, why = green[config.id]
