@@ -337,3 +337,25 @@ def test_baselines_merge_refuses_a_missing_or_malformed_shard_and_writes_nothing
     assert main(["baselines-merge", str(out), str(tmp_path / "absent.json")]) == 2
     assert "absent.json: no such baselines file" in capsys.readouterr().err
     assert out.read_bytes() == before
+
+
+def test_the_committed_baselines_hold_what_it_takes_to_say_identical_for_every_default_case():
+    """Every case of the default matrix in the shipped baselines.json carries, on each profile it was recorded on,
+    a digest per utterance of its outputs, a digest per quantized module of its weights and its kernel path: without
+    them a run can say only "within tolerance", never "identical" (re-record with --ptq-update-baselines)."""
+    from pathlib import Path
+
+    from whisper_ptq_bench.configs import DEFAULT
+
+    data = bl.load(Path(__file__).resolve().parents[1] / "baselines.json")
+    for corpus in ("read-clean", "read-other"):
+        for config in DEFAULT:
+            case = f"tiny.en/{corpus}/{config}"
+            entry = data["cases"].get(case)
+            assert entry is not None, f"{case}: no baseline"
+            utterances = set(entry.get("output", {}).get("per_utterance", {}))
+            for name, profile in entry["profiles"].items():
+                utterances |= set(profile.get("output", {}).get("per_utterance", {}))
+                assert utterances and set(profile.get("output_digest", {})) == utterances, (case, name)
+                assert set(profile.get("weights_digest", {})) == set(entry.get("weights", {})), (case, name)
+                assert profile.get("kernels"), (case, name)
