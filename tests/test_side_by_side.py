@@ -508,19 +508,27 @@ def test_a_timing_worker_runs_the_workload_slowed_as_asked_and_patched_as_the_dr
     try:
         timer.threads(1)
         timer.prepare("tiny.en", "fp32")
-        plain = min(timer.run() for _ in range(3))
+        plain = timer.call("run")
+        assert plain["seconds"] >= plain["worked"] > 0 and plain["seconds"] < 1.05 * plain["worked"]
         timer.prepare("tiny.en", "fp32", slow=1.0)
-        slowed = min(timer.run() for _ in range(3))
-        assert slowed > 1.6 * plain  # each run followed by a busy wait as long as it
+        slowed = timer.call("run")
+        assert slowed["seconds"] >= 2 * slowed["worked"] > 0  # each run followed by a busy wait as long as it
+        assert isinstance(timer.run(), float)
         speed = next(r for r in CATALOGUE if r.signals == ("speed",))
+        timer.prepare("tiny.en", speed.configs[0])
+        unpatched = timer.count()
+        assert unpatched > 0 and timer.count() == unpatched  # deterministic for one copy
         with timer.patched(speed.name):
             timer.prepare("tiny.en", speed.configs[0])
-            patched = min(timer.run() for _ in range(2))
+            timer.run()
+            patched = timer.count()
         with pytest.raises(Exception, match="timing worker"):
             timer.run()  # nothing prepared after the patch is taken out: a clear error, not the patched copy
         timer.prepare("tiny.en", speed.configs[0])
-        unpatched = min(timer.run() for _ in range(2))
-        assert patched > 1.1 * unpatched, (speed.name, patched, unpatched)
+        # the patch dequantizes every weight three times per call: what was timed under it did more work, and the
+        # copy prepared after it is the unpatched one again (counted, not timed: a time on a shared machine is not
+        # a test's to judge; the drill's timing is judged over its pairs)
+        assert patched > unpatched and timer.count() == unpatched, (speed.name, patched, unpatched)
     finally:
         timer.close()
 

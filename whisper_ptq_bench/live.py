@@ -171,6 +171,10 @@ class LiveReference:
         """One run of the prepared fixed workload there: its seconds, as the worker timed it."""
         return self.call("run")["seconds"]
 
+    def count(self) -> int:
+        """The torch calls one (untimed) run of the prepared workload makes there: the same for the same copy."""
+        return self.call("count")["calls"]
+
     def threads(self, n: int) -> None:
         self.call("threads", n=n)
 

@@ -9,7 +9,9 @@ stdin, JSON lines out on stdout; everything libraries print goes to stderr.
     export path                 -> the last case's teacher-forced log-probabilities in an .npz file
     prepare model config slow   -> the configuration's fixed workload, warmed up (slow: a busy wait after each
                                    run, that fraction of it; the speed check's error rates)
-    run                         -> one run of it: {"seconds": ...}
+    run                         -> one run of it: {"seconds": ..., "worked": the workload's own part of them}
+    count                       -> one untimed run of it that counts the torch calls it makes: {"calls": n}
+                                   (deterministic: says which copy is prepared where a time could not)
     threads n                   -> torch's intra-op threads
     patch name / unpatch        -> the drill's regression ``name`` injected here, then taken out again
     quit
@@ -109,11 +111,28 @@ class Worker:
         _, model, work, slow = self.prepared
         start = time.perf_counter()
         work.run(model, self.harness.options.device)
+        worked = time.perf_counter() - start
         if slow:
-            until = time.perf_counter() + (time.perf_counter() - start) * slow
+            until = start + worked * (1 + slow)
             while time.perf_counter() < until:
                 pass
-        return {"seconds": time.perf_counter() - start}
+        return {"seconds": time.perf_counter() - start, "worked": worked}
+
+    def count(self) -> dict:
+        import torch
+
+        _, model, work, _ = self.prepared
+        calls = 0
+
+        class Count(torch.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                nonlocal calls
+                calls += 1
+                return func(*args, **(kwargs or {}))
+
+        with Count():
+            work.run(model, self.harness.options.device)
+        return {"calls": calls}
 
     def patch(self, name: str) -> dict:
         from whisper_ptq_bench.regressions import by_name
