@@ -76,6 +76,25 @@ class TestTorchQuantized:
         tq = torch.quantize_per_tensor(x, 0.25, 10, torch.quint8).int_repr().to(torch.int32)
         assert tq.tolist() == quantize(x, qp).tolist() == [10, 12, 12, 10, 8]
 
+    def test_deviation_odd_zero_point_added_before_rounding_at_exact_ties(self):
+        """torch 2.13's vectorized quantize rounds x/s + zp to nearest even; the reference (and PyTorch's stated
+        numerics, pytorch#37188) rounds x/s, then adds zp. With an even zp the two agree; with an odd one every
+        exact tie lands one code apart. torch 2.14.1 adds zp after rounding: this pin fails there, by design."""
+        _torch_quantized()
+        x = ((torch.arange(64) % 40 - 20) + 0.5) * 0.25  # x/s is an exact tie for every element
+        zp = 27  # odd, and large enough that no code saturates
+        qp = QParams(torch.tensor(0.25), torch.tensor(zp, dtype=torch.int32), 8, False, None, None)
+        ref = quantize(x, qp)
+        assert torch.equal(ref, (torch.round(x / 0.25) + zp).to(torch.int32))  # the reference's rule, unsaturated
+        got = torch.quantize_per_tensor(x, 0.25, zp, torch.quint8).int_repr().to(torch.int32)
+        even = torch.quantize_per_tensor(x, 0.25, zp - 1, torch.quint8).int_repr().to(torch.int32)
+        assert torch.equal(even, ref - 1), "an even zero point: both rules agree"
+        assert not torch.equal(got, ref), (
+            f"torch {torch.__version__} now adds the zero point after rounding at exact ties, as the reference does: "
+            "every torch-ao int8 configuration's activations (quint8, zero point) can move; update this pin"
+        )
+        assert torch.equal(got, torch.round(x / 0.25 + zp).to(torch.int32))  # one code apart on every tie
+
     def test_deviation_reciprocal_multiply_near_ties(self):
         """torch computes round(zp + x * fl32(1/s)) in float32 (fused), the reference round(x / s) + zp in
         float64: values within float32 rounding of a half-integer can land one code apart."""
