@@ -172,8 +172,9 @@ class LiveReference:
         return self.call("run")["seconds"]
 
     def count(self) -> int:
-        """The torch calls one (untimed) run of the prepared workload makes there: the same for the same copy."""
-        return self.call("count")["calls"]
+        """The operator calls one (untimed) run of the prepared workload dispatches there (its kernel path, summed):
+        the same for the same copy."""
+        return sum(self.call("count")["kernels"].values())
 
     def threads(self, n: int) -> None:
         self.call("threads", n=n)

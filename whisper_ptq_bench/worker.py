@@ -10,8 +10,8 @@ stdin, JSON lines out on stdout; everything libraries print goes to stderr.
     prepare model config slow   -> the configuration's fixed workload, warmed up (slow: a busy wait after each
                                    run, that fraction of it; the speed check's error rates)
     run                         -> one run of it: {"seconds": ..., "worked": the workload's own part of them}
-    count                       -> one untimed run of it that counts the torch calls it makes: {"calls": n}
-                                   (deterministic: says which copy is prepared where a time could not)
+    count                       -> one untimed run of it, profiled: {"kernels": operator -> calls}
+                                   (``measure.kernel_path``; says which copy is prepared where a time could not)
     threads n                   -> torch's intra-op threads
     patch name / unpatch        -> the drill's regression ``name`` injected here, then taken out again
     quit
@@ -119,20 +119,10 @@ class Worker:
         return {"seconds": time.perf_counter() - start, "worked": worked}
 
     def count(self) -> dict:
-        import torch
+        from whisper_ptq_bench import measure
 
         _, model, work, _ = self.prepared
-        calls = 0
-
-        class Count(torch.overrides.TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                nonlocal calls
-                calls += 1
-                return func(*args, **(kwargs or {}))
-
-        with Count():
-            work.run(model, self.harness.options.device)
-        return {"calls": calls}
+        return {"kernels": measure.kernel_path(work, model, self.harness.options.device)}
 
     def patch(self, name: str) -> dict:
         from whisper_ptq_bench.regressions import by_name
